@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     agents_file: Path | None = Field(
         default=None, description="agent catalog YAML; the built-in catalog when unset"
     )
+    price_catalog_file: Path | None = Field(
+        default=None, description="provider price catalog TOML; the built-in catalog when unset"
+    )
     providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
     model_aliases: dict[str, str] = Field(
         default_factory=_default_aliases, description="alias -> 'provider:model'"
@@ -108,8 +111,14 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=4, ge=1, le=20, description="provider attempts per job")
     backoff_base_s: float = Field(default=0.5, gt=0, description="first retry delay before jitter")
     backoff_cap_s: float = Field(default=20.0, gt=0, description="maximum retry delay")
+    worker_concurrency: int = Field(
+        default=50, ge=1, description="pool threads per worker process (celery -c overrides it)"
+    )
     http_max_connections: int = Field(
         default=100, ge=1, description="connections of the shared provider client per process"
+    )
+    db_pool_size: int = Field(
+        default=20, ge=1, description="database connections per process, and as many overflow"
     )
     rollup_interval_s: float = Field(default=300.0, gt=0, description="beat period of the rollup")
     broker_visibility_timeout_s: int = Field(

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from ledger.errors import NotFound
+
 from ledger.models import Job, JobStatus
 from ledger.sql import insert_ignoring_conflicts
 from ledger.types import utcnow

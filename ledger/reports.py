@@ -1,5 +1,6 @@
 """Usage totals for operators and for reconciling the ledger with a provider's own counts."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -28,8 +29,11 @@ GROUPINGS = {
 }
 
 
-def usage_totals(session: Session, by: str = "model") -> list[UsageTotal]:
-    """Sum every recorded call, billable or not, grouped as ``by`` names."""
+def usage_totals(
+    session: Session, by: str = "model", job_ids: Sequence[str] | None = None
+) -> list[UsageTotal]:
+    """Sum every recorded call, billable or not, grouped as ``by`` names; optionally
+    only the calls of the given jobs."""
     columns = GROUPINGS[by]
     prompt = (
         UsageRecord.input_tokens + UsageRecord.cached_input_tokens + UsageRecord.cache_write_tokens
@@ -46,6 +50,8 @@ def usage_totals(session: Session, by: str = "model") -> list[UsageTotal]:
         .group_by(*columns)
         .order_by(*columns)
     )
+    if job_ids is not None:
+        query = query.where(UsageRecord.job_id.in_(list(job_ids)))
     totals = []
     for row in session.execute(query):
         key = tuple(str(value) for value in row[: len(columns)])

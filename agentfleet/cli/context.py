@@ -1,0 +1,37 @@
+"""What every command shares: settings with command-line overrides, the ledger, the client."""
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from agentfleet.settings import Settings
+from ledger.db import make_engine, session_factory
+from producer import JobClient
+
+
+@dataclass
+class CliContext:
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings(**self.overrides)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return session_factory(self.engine)
+
+    @cached_property
+    def client(self) -> JobClient:
+        return JobClient(self.settings, sessions=self.sessions)
+
+
+pass_context = click.make_pass_decorator(CliContext)

@@ -1,0 +1,44 @@
+"""Turn the errors a user can cause into one-line messages instead of tracebacks."""
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+
+from agents import AgentError
+from ledger.errors import LedgerError
+from producer.errors import ProducerError
+
+USER_ERRORS = (AgentError, LedgerError, ProducerError)
+
+
+def describe(exc: BaseException, database_url: str | None) -> str | None:
+    """Return a message for an error a user can fix, or None for a bug."""
+    if isinstance(exc, USER_ERRORS):
+        return str(exc)
+    if isinstance(exc, ValidationError):
+        return "invalid settings: " + "; ".join(_setting_problem(error) for error in exc.errors())
+    if isinstance(exc, (OperationalError, ProgrammingError)):
+        return _database_problem(exc, database_url)
+    return None
+
+
+def _setting_problem(error: Any) -> str:
+    name = "AGENTFLEET_" + "__".join(str(part) for part in error["loc"]).upper()
+    return f"{name}: {str(error['msg']).removeprefix('Value error, ')}"
+
+
+def _database_problem(exc: OperationalError | ProgrammingError, database_url: str | None) -> str:
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    where = _redact(database_url) if database_url else "the database"
+    if "no such table" in detail or "does not exist" in detail and "relation" in detail:
+        return f"the ledger at {where} has no tables yet; run 'agentfleet db upgrade' first"
+    return f"database error at {where}: {detail}"
+
+
+def _redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url

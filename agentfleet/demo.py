@@ -1,0 +1,139 @@
+"""``agentfleet demo``: the whole fleet on one machine, from submission to invoices."""
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from agentfleet.fleet import load_agents
+from agentfleet.processes import ManagedProcess, free_port, start_simulator, start_worker, wait_ready
+from agentfleet.settings import SIMULATOR_API_KEY, Settings
+from ledger.db import make_engine, session_factory, transaction
+from ledger.errors import NotFound
+from ledger.migrate import upgrade
+from ledger.plans import create_plan, create_tenant, get_plan, get_tenant
+from ledger.prices import load_price_catalog, sync_prices
+from ledger.usage import TokenKind
+from producer import JobClient, JobRequest, JobView
+
+WAIT_TIMEOUT_S = 300.0
+WORKER_CONCURRENCY = 8
+
+# (tenant, plan, agent, example file) of every batch the demo submits.
+DEMO_PLANS = {
+    "demo-per-token": {"rates_per_mtok": {TokenKind.INPUT: Decimal("0.30"), TokenKind.OUTPUT: Decimal("1.20")}},
+    "demo-markup": {"markup": Decimal("1.40")},
+}
+DEMO_TENANTS = {"demo-acme": "demo-per-token", "demo-globex": "demo-markup"}
+DEMO_BATCHES = (
+    ("demo-acme", "triage", "complaints.jsonl"),
+    ("demo-acme", "summarize", "complaints.jsonl"),
+    ("demo-globex", "triage", "complaints.jsonl"),
+    ("demo-globex", "clause-review", "clauses.jsonl"),
+)
+
+
+@dataclass
+class DemoRun:
+    """Where a demo runs and what it started, so it can report and clean up."""
+
+    workdir: Path
+    settings: Settings
+    env: dict[str, str]
+    simulator_port: int
+    processes: list[ManagedProcess] = field(default_factory=list)
+    jobs: list[JobView] = field(default_factory=list)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return session_factory(make_engine(self.settings.database_url))
+
+    def simulator_stats(self) -> dict[str, Any]:
+        return dict(httpx.get(f"http://127.0.0.1:{self.simulator_port}/stats", timeout=5).json())
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def prepare(workdir: Path | None, broker_url: str | None, database_url: str | None, latency_ms: float) -> DemoRun:
+    """Choose URLs (embedded defaults under a work folder) and start the simulator and workers."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="agentfleet-demo-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "AGENTFLEET_DATABASE_URL": database_url or f"sqlite:///{workdir / 'ledger.db'}",
+        "AGENTFLEET_BROKER_URL": broker_url or "filesystem://",
+        "AGENTFLEET_BROKER_DIR": str(workdir / "broker"),
+        "AGENTFLEET_PROVIDERS__OPENAI__BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "AGENTFLEET_PROVIDERS__OPENAI__API_KEY": SIMULATOR_API_KEY,
+    }
+    settings = Settings(
+        database_url=env["AGENTFLEET_DATABASE_URL"], broker_url=env["AGENTFLEET_BROKER_URL"],
+        broker_dir=Path(env["AGENTFLEET_BROKER_DIR"]),
+        providers={"openai": {"base_url": env["AGENTFLEET_PROVIDERS__OPENAI__BASE_URL"],
+                              "api_key": SIMULATOR_API_KEY}},
+    )
+    run = DemoRun(workdir, settings, env, port)
+    set_up_ledger(run.sessions, settings)
+    run.processes.append(start_simulator(port, workdir / "logs", latency_ms, latency_ms / 2, env))
+    return run
+
+
+def set_up_ledger(sessions: sessionmaker[Session], settings: Settings) -> None:
+    """Migrate, load prices, and create the demo plans and tenants unless they exist."""
+    engine = sessions.kw["bind"]
+    upgrade(engine)
+    with transaction(sessions) as session:
+        sync_prices(session, load_price_catalog(settings.price_catalog_file))
+        for name, terms in DEMO_PLANS.items():
+            try:
+                get_plan(session, name)
+            except NotFound:
+                create_plan(session, name, **terms)  # type: ignore[arg-type]
+        for tenant, plan in DEMO_TENANTS.items():
+            try:
+                get_tenant(session, tenant)
+            except NotFound:
+                create_tenant(session, tenant, plan)
+
+
+def start_workers(run: DemoRun) -> None:
+    agents = sorted({agent for _, agent, _ in DEMO_BATCHES})
+    catalog = load_agents(run.settings)
+    started = [start_worker(catalog[a].queue, run.env, run.workdir / "logs", WORKER_CONCURRENCY) for a in agents]
+    run.processes.extend(started)
+    for process in started:
+        wait_ready(process)
+
+
+def submit_and_wait(run: DemoRun) -> None:
+    client = JobClient(run.settings, sessions=run.sessions)
+    try:
+        ids = []
+        for tenant, agent, example in DEMO_BATCHES:
+            submitted = client.submit_many(tenant, agent, example_requests(example))
+            ids.extend(item.job.id for item in submitted)
+        run.jobs = client.wait(ids, timeout_s=WAIT_TIMEOUT_S)
+    finally:
+        client.close()
+
+
+def example_requests(name: str) -> list[JobRequest]:
+    text = resources.files("agentfleet").joinpath("examples", name).read_text(encoding="utf-8")
+    return [JobRequest(json.loads(line)) for line in text.splitlines() if line.strip()]
+
+
+def clean_up(run: DemoRun, keep: bool) -> None:
+    run.stop()
+    if not keep:
+        shutil.rmtree(run.workdir, ignore_errors=True)

@@ -1,0 +1,49 @@
+"""The Celery application: broker, queues, routing and delivery settings."""
+
+from typing import Any
+
+from celery import Celery
+from agentfleet.fleet import broker_config, celery_queues, load_agents
+from agentfleet.settings import Settings
+from agents import MAINTENANCE_QUEUE, route_task
+
+ROLLUP_TASK_NAME = "agentfleet.rollup"
+
+
+def create_app(settings: Settings) -> Celery:
+    """Build the Celery app; every agent gets its own queue, agent.<name>."""
+    catalog = load_agents(settings)
+    app = Celery("agentfleet", set_as_current=True)
+    app.conf.update(broker_config(settings))
+    app.conf.update(
+        # Results and job state live in the ledger, not in a Celery result backend.
+        task_ignore_result=True,
+        # A job's message is acknowledged after the task ran, and requeued if its
+        # worker process dies, so a crash never loses a job.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # Each pool slot reserves one message, so a long job never holds short ones back.
+        worker_prefetch_multiplier=1,
+        task_queues=celery_queues(catalog),
+        task_routes=(route_task,),
+        task_default_queue=MAINTENANCE_QUEUE,
+        task_create_missing_queues=False,
+        # Provider calls wait on the network, so threads hold many calls per process.
+        worker_pool="threads",
+        worker_concurrency=settings.worker_concurrency,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        beat_schedule=_beat_schedule(settings),
+        include=["workers.tasks"],
+    )
+    return app
+
+
+def _beat_schedule(settings: Settings) -> dict[str, Any]:
+    return {
+        "rollup-usage-into-invoices": {
+            "task": ROLLUP_TASK_NAME,
+            "schedule": settings.rollup_interval_s,
+        },
+    }

@@ -1,0 +1,25 @@
+"""Errors of provider calls, translated from httpx and provider responses at the boundary."""
+
+
+class ProviderError(Exception):
+    """Base class: a provider call failed. ``retryable`` says whether trying again may help."""
+
+    retryable = False
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class ProviderUnavailable(ProviderError):
+    """Raised for failures that may pass: 408, 409, 429, 5xx, 529, connection errors,
+    timeouts and malformed response bodies."""
+
+    retryable = True
+
+
+class ProviderRejected(ProviderError):
+    """Raised when the provider rejects the request itself (other 4xx); retrying cannot help."""

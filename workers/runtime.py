@@ -1,0 +1,89 @@
+"""Per-process resources of a worker: settings, agents, database, prices and HTTP clients.
+
+They are built once per worker process on first use and shared by all pool threads.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from agentfleet.fleet import Target, load_agents, resolve_alias
+from agentfleet.settings import Settings, get_settings
+from agents import AgentCatalog
+from ledger.db import make_engine, session_factory
+from ledger.prices import PriceBook
+from workers.providers.openai_chat import OpenAIChatClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerRuntime:
+    settings: Settings
+
+    @cached_property
+    def agents(self) -> AgentCatalog:
+        return load_agents(self.settings)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url, pool_size=self.settings.db_pool_size)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return session_factory(self.engine)
+
+    @cached_property
+    def prices(self) -> PriceBook:
+        with self.sessions() as session:
+            return PriceBook.from_session(session)
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        """One HTTP client per process, so calls to a provider reuse its connections."""
+        size = self.settings.http_max_connections
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        return httpx.Client(limits=limits, timeout=httpx.Timeout(60.0))
+
+    def provider_client(self, provider: str) -> OpenAIChatClient:
+        config = self.settings.providers[provider]
+        return OpenAIChatClient(self.http, config.base_url, config.api_key.get_secret_value())
+
+    def target(self, alias: str) -> Target:
+        return resolve_alias(self.settings, alias)
+
+    def close(self) -> None:
+        if "http" in self.__dict__:
+            self.http.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+_runtime: WorkerRuntime | None = None
+_lock = threading.Lock()
+
+
+def get_runtime() -> WorkerRuntime:
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            runtime = WorkerRuntime(get_settings())
+            # Build every shared resource now, under the lock, so pool threads never race
+            # to create two of them.
+            _ = (runtime.agents, runtime.sessions, runtime.prices, runtime.http)
+            _runtime = runtime
+        return _runtime
+
+
+def reset_runtime() -> None:
+    """Drop the process's resources, for a forked child or a test with new settings."""
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            _runtime.close()
+        _runtime = None

@@ -1,0 +1,33 @@
+"""Celery tasks: the agent job and the periodic rollup."""
+
+import logging
+from datetime import UTC, datetime
+
+from celery import shared_task
+
+from agents import RUN_TASK_NAME
+from ledger.periods import Period
+from ledger.rollup import rollup_period
+from workers.app import ROLLUP_TASK_NAME
+from workers.runner import JobRunner
+from workers.runtime import get_runtime
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name=RUN_TASK_NAME)
+def run_job(job_id: str, agent: str) -> str:
+    """Run one agent job; its outcome is written to the ledger, not returned to Celery."""
+    return JobRunner(get_runtime()).run(job_id, agent)
+
+
+@shared_task(name=ROLLUP_TASK_NAME)
+def rollup() -> int:
+    """Refresh the draft invoices of the current and the previous month."""
+    runtime = get_runtime()
+    current = Period.month_of(datetime.now(UTC))
+    results = []
+    for period in (current.previous(), current):
+        results.extend(rollup_period(runtime.sessions, period))
+    log.info("rollup refreshed %d invoices", sum(not r.skipped_final for r in results))
+    return len(results)
