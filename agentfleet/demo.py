@@ -15,7 +15,13 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentfleet.fleet import load_agents
-from agentfleet.processes import ManagedProcess, free_port, start_simulator, start_worker, wait_ready
+from agentfleet.processes import (
+    ManagedProcess,
+    free_port,
+    start_simulator,
+    start_worker,
+    wait_ready,
+)
 from agentfleet.settings import SIMULATOR_API_KEY, Settings
 from ledger.db import make_engine, session_factory, transaction
 from ledger.errors import NotFound
@@ -28,12 +34,15 @@ from producer import JobClient, JobRequest, JobView
 WAIT_TIMEOUT_S = 300.0
 WORKER_CONCURRENCY = 8
 
-# (tenant, plan, agent, example file) of every batch the demo submits.
+# Demo rates are high so that a few dozen small jobs add up to whole cents.
 DEMO_PLANS = {
-    "demo-per-token": {"rates_per_mtok": {TokenKind.INPUT: Decimal("0.30"), TokenKind.OUTPUT: Decimal("1.20")}},
-    "demo-markup": {"markup": Decimal("1.40")},
+    "demo-per-token": {
+        "rates_per_mtok": {TokenKind.INPUT: Decimal("20"), TokenKind.OUTPUT: Decimal("80")}
+    },
+    "demo-markup": {"markup": Decimal("3.0")},
 }
 DEMO_TENANTS = {"demo-acme": "demo-per-token", "demo-globex": "demo-markup"}
+# (tenant, agent, example file) of every batch the demo submits.
 DEMO_BATCHES = (
     ("demo-acme", "triage", "complaints.jsonl"),
     ("demo-acme", "summarize", "complaints.jsonl"),
@@ -65,7 +74,9 @@ class DemoRun:
             process.stop()
 
 
-def prepare(workdir: Path | None, broker_url: str | None, database_url: str | None, latency_ms: float) -> DemoRun:
+def prepare(
+    workdir: Path | None, broker_url: str | None, database_url: str | None, latency_ms: float
+) -> DemoRun:
     """Choose URLs (embedded defaults under a work folder) and start the simulator and workers."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="agentfleet-demo-"))
     port = free_port()
@@ -78,10 +89,15 @@ def prepare(workdir: Path | None, broker_url: str | None, database_url: str | No
         "AGENTFLEET_PROVIDERS__OPENAI__API_KEY": SIMULATOR_API_KEY,
     }
     settings = Settings(
-        database_url=env["AGENTFLEET_DATABASE_URL"], broker_url=env["AGENTFLEET_BROKER_URL"],
+        database_url=env["AGENTFLEET_DATABASE_URL"],
+        broker_url=env["AGENTFLEET_BROKER_URL"],
         broker_dir=Path(env["AGENTFLEET_BROKER_DIR"]),
-        providers={"openai": {"base_url": env["AGENTFLEET_PROVIDERS__OPENAI__BASE_URL"],
-                              "api_key": SIMULATOR_API_KEY}},
+        providers={
+            "openai": {
+                "base_url": env["AGENTFLEET_PROVIDERS__OPENAI__BASE_URL"],
+                "api_key": SIMULATOR_API_KEY,
+            }
+        },
     )
     run = DemoRun(workdir, settings, env, port)
     set_up_ledger(run.sessions, settings)
@@ -110,7 +126,10 @@ def set_up_ledger(sessions: sessionmaker[Session], settings: Settings) -> None:
 def start_workers(run: DemoRun) -> None:
     agents = sorted({agent for _, agent, _ in DEMO_BATCHES})
     catalog = load_agents(run.settings)
-    started = [start_worker(catalog[a].queue, run.env, run.workdir / "logs", WORKER_CONCURRENCY) for a in agents]
+    started = [
+        start_worker(catalog[a].queue, run.env, run.workdir / "logs", WORKER_CONCURRENCY)
+        for a in agents
+    ]
     run.processes.extend(started)
     for process in started:
         wait_ready(process)

@@ -6,8 +6,8 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
-from agents import MAINTENANCE_QUEUE, AgentCatalog, CatalogError, load_catalog
 from agentfleet.settings import Settings
+from agents import MAINTENANCE_QUEUE, AgentCatalog, CatalogError, load_catalog
 
 # Seconds between polls of the filesystem broker's message folder.
 FILESYSTEM_POLL_INTERVAL_S = 0.1
@@ -58,7 +58,10 @@ def load_agents(settings: Settings) -> AgentCatalog:
 def broker_config(settings: Settings) -> dict[str, Any]:
     """Return the Celery settings that connect to the configured broker."""
     if settings.uses_filesystem_broker:
-        return {"broker_url": "filesystem://", "broker_transport_options": filesystem_options(settings.broker_dir)}
+        return {
+            "broker_url": "filesystem://",
+            "broker_transport_options": filesystem_options(settings.broker_dir),
+        }
     return {
         "broker_url": settings.broker_url,
         "broker_transport_options": {"visibility_timeout": settings.broker_visibility_timeout_s},

@@ -32,7 +32,11 @@ class ManagedProcess:
     log_path: Path
 
     def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(encoding="utf-8", errors="replace")
+            if self.log_path.exists()
+            else ""
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         """Stop the process (SIGTERM, then SIGKILL after a grace period); return its exit code."""
@@ -50,16 +54,34 @@ def _spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) ->
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log_file:
-        popen = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL)
+        popen = subprocess.Popen(
+            command, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     return ManagedProcess(name, popen, log_path)
 
 
-def start_simulator(port: int, log_dir: Path, latency_ms: float = 0.0, jitter_ms: float = 0.0,
-                    env: dict[str, str] | None = None) -> ManagedProcess:
+def start_simulator(
+    port: int,
+    log_dir: Path,
+    latency_ms: float = 0.0,
+    jitter_ms: float = 0.0,
+    env: dict[str, str] | None = None,
+) -> ManagedProcess:
     """Start ``agentfleet simulator`` on 127.0.0.1:port and wait until it answers /health."""
-    command = [sys.executable, "-m", "agentfleet", "simulator", "--host", "127.0.0.1", "--port",
-               str(port), "--latency-ms", str(latency_ms), "--jitter-ms", str(jitter_ms)]
+    command = [
+        sys.executable,
+        "-m",
+        "agentfleet",
+        "simulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--latency-ms",
+        str(latency_ms),
+        "--jitter-ms",
+        str(jitter_ms),
+    ]
     process = _spawn("simulator", command, env or dict(os.environ), log_dir)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -73,13 +95,31 @@ def start_simulator(port: int, log_dir: Path, latency_ms: float = 0.0, jitter_ms
     raise ProcessStartError(f"simulator did not answer on port {port} within {READY_TIMEOUT_S:g} s")
 
 
-def start_worker(queue: str, env: dict[str, str], log_dir: Path, concurrency: int = 16,
-                 name: str | None = None) -> ManagedProcess:
+def start_worker(
+    queue: str, env: dict[str, str], log_dir: Path, concurrency: int = 16, name: str | None = None
+) -> ManagedProcess:
     """Start ``celery -A workers worker`` on one queue; call ``wait_ready`` before relying on it."""
     name = name or queue.replace(".", "-")
-    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queue,
-               "--pool", "threads", "-c", str(concurrency), "-n", f"{name}@%h",
-               "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers",
+        "worker",
+        "-Q",
+        queue,
+        "--pool",
+        "threads",
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     return _spawn(name, command, env, log_dir)
 
 
@@ -92,7 +132,9 @@ def wait_ready(process: ManagedProcess, timeout_s: float = READY_TIMEOUT_S) -> N
             return
         time.sleep(0.2)
     process.stop()
-    raise ProcessStartError(f"worker {process.name} not ready after {timeout_s:g} s; see {process.log_path}")
+    raise ProcessStartError(
+        f"worker {process.name} not ready after {timeout_s:g} s; see {process.log_path}"
+    )
 
 
 def _check_alive(process: ManagedProcess) -> None:

@@ -76,7 +76,11 @@ def _default_providers() -> dict[str, ProviderSettings]:
 
 
 def _default_aliases() -> dict[str, str]:
-    return {"fast": "openai:gpt-4.1-nano", "balanced": "openai:gpt-4o-mini", "smart": "openai:gpt-4.1"}
+    return {
+        "fast": "openai:gpt-4.1-nano",
+        "balanced": "openai:gpt-4o-mini",
+        "smart": "openai:gpt-4.1",
+    }
 
 
 class Settings(BaseSettings):
@@ -88,7 +92,7 @@ class Settings(BaseSettings):
 
     broker_url: str = Field(
         default=FILESYSTEM_BROKER,
-        description="Celery broker: redis://..., amqp://..., or filesystem:// for the embedded broker",
+        description="Celery broker: redis://, amqp://, or filesystem:// (the embedded broker)",
     )
     broker_dir: Path = Field(
         default=Path(".agentfleet/broker"), description="message folder of the filesystem:// broker"

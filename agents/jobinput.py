@@ -26,7 +26,10 @@ def validate_input(agent: AgentSpec, job_input: Any) -> dict[str, Any]:
     """
     if not isinstance(job_input, dict):
         raise InvalidInput(agent.name, [f"expected a JSON object, got {type(job_input).__name__}"])
-    errors = sorted(_validator(json.dumps(agent.input_schema, sort_keys=True)).iter_errors(job_input), key=lambda e: list(e.path))
+    errors = sorted(
+        _validator(json.dumps(agent.input_schema, sort_keys=True)).iter_errors(job_input),
+        key=lambda e: list(e.path),
+    )
     if errors:
         problems = [_describe(error.json_path, error.message) for error in errors]
         raise InvalidInput(agent.name, problems[:MAX_REPORTED_PROBLEMS])

@@ -34,6 +34,9 @@ def response_format(agent: AgentSpec) -> dict[str, Any] | None:
         return None
     return {
         "type": "json_schema",
-        "json_schema": {"name": agent.name.replace("-", "_"), "strict": True,
-                        "schema": agent.output.json_schema},
+        "json_schema": {
+            "name": agent.name.replace("-", "_"),
+            "strict": True,
+            "schema": agent.output.json_schema,
+        },
     }

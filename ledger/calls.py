@@ -58,21 +58,32 @@ def claim_job(session: Session, job_id: str, time_limit_s: float) -> ClaimedJob 
     ).one_or_none()
     if claimed is None:
         return None
-    return ClaimedJob(claimed.id, claimed.tenant_id, claimed.agent, claimed.input, claimed.deadline_at)
+    return ClaimedJob(
+        claimed.id, claimed.tenant_id, claimed.agent, claimed.input, claimed.deadline_at
+    )
 
 
 def open_attempt(session: Session, job_id: str, provider: str, model: str) -> str:
     """Write the attempt row for a call about to be made; return its id."""
     number = session.execute(
-        update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1).returning(Job.attempts)
+        update(Job)
+        .where(Job.id == job_id)
+        .values(attempts=Job.attempts + 1)
+        .returning(Job.attempts)
     ).scalar_one()
     attempt_id = str(uuid.uuid4())
-    session.add(Attempt(id=attempt_id, job_id=job_id, number=number, provider=provider, model=model))
+    session.add(
+        Attempt(id=attempt_id, job_id=job_id, number=number, provider=provider, model=model)
+    )
     return attempt_id
 
 
 def close_attempt(
-    session: Session, attempt_id: str, status: AttemptStatus, *, http_status: int | None = None,
+    session: Session,
+    attempt_id: str,
+    status: AttemptStatus,
+    *,
+    http_status: int | None = None,
     error: str | None = None,
 ) -> None:
     session.execute(
@@ -104,8 +115,10 @@ def record_usage(session: Session, job: ClaimedJob, call: CallRecord, *, billabl
         "billable": billable,
         "created_at": call.at,
     }
-    result = session.execute(insert_ignoring_conflicts(session, UsageRecord.__table__), [row])
-    return bool(result.rowcount)
+    insert = insert_ignoring_conflicts(session, UsageRecord.__table__, "attempt_id").returning(
+        UsageRecord.id
+    )
+    return session.execute(insert, row).first() is not None
 
 
 def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: Any) -> bool:
@@ -114,11 +127,16 @@ def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: An
     The job completes only if it is still running, so a duplicate delivery that finishes
     second records its call as cost only. Returns True if this call completed the job.
     """
-    completed = session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status == JobStatus.RUNNING.value)
-        .values(status=JobStatus.SUCCEEDED.value, result=result, error=None, finished_at=utcnow())
-    ).rowcount == 1
+    completed = (
+        session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == JobStatus.RUNNING.value)
+            .values(
+                status=JobStatus.SUCCEEDED.value, result=result, error=None, finished_at=utcnow()
+            )
+        ).rowcount
+        == 1
+    )
     record_usage(session, job, call, billable=completed)
     close_attempt(session, call.attempt_id, AttemptStatus.SUCCEEDED)
     return completed
@@ -126,12 +144,17 @@ def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: An
 
 def fail_job(session: Session, job_id: str, error: str) -> bool:
     """Mark a running job failed with the error; False if it had already finished."""
-    return session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
-        .values(status=JobStatus.FAILED.value, error=error, finished_at=utcnow())
-    ).rowcount == 1
+    return (
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
+            .values(status=JobStatus.FAILED.value, error=error, finished_at=utcnow())
+        ).rowcount
+        == 1
+    )
 
 
 def attempts_of(session: Session, job_id: str) -> list[Attempt]:
-    return list(session.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.number)))
+    return list(
+        session.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.number))
+    )

@@ -10,7 +10,6 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from ledger.errors import NotFound
-
 from ledger.models import Job, JobStatus
 from ledger.sql import insert_ignoring_conflicts
 from ledger.types import utcnow
@@ -40,16 +39,23 @@ def insert_jobs(session: Session, new_jobs: Sequence[NewJob]) -> list[SubmittedJ
         return []
     now = utcnow()
     rows = [_row(job, now) for job in new_jobs]
-    session.execute(insert_ignoring_conflicts(session, Job.__table__), rows)
+    session.execute(
+        insert_ignoring_conflicts(session, Job.__table__, "tenant_id", "idempotency_key"), rows
+    )
 
-    created = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_([j.id for j in new_jobs])))}
+    created = {
+        job.id: job
+        for job in session.scalars(select(Job).where(Job.id.in_([j.id for j in new_jobs])))
+    }
     by_key = _jobs_by_key(session, [j for j in new_jobs if j.id not in created])
     results = []
     for new in new_jobs:
         if new.id in created:
             results.append(SubmittedJob(created[new.id], created=True))
         else:
-            results.append(SubmittedJob(by_key[(new.tenant_id, new.idempotency_key)], created=False))
+            results.append(
+                SubmittedJob(by_key[(new.tenant_id, new.idempotency_key)], created=False)
+            )
     return results
 
 

@@ -91,7 +91,9 @@ class PlanRate(Base):
 
     __tablename__ = "plan_rates"
 
-    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True)
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
     token_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     price_per_mtok: Mapped[Decimal] = mapped_column(ExactDecimal(RATE_SCALE, precision=18))
 

@@ -23,7 +23,11 @@ def parse_decimal(value: object, what: str) -> Decimal:
 def price_tokens(tokens: dict[TokenKind, int], rates_per_mtok: dict[TokenKind, Decimal]) -> Decimal:
     """Return the exact price of token counts at rates per million tokens, unrounded."""
     return sum(
-        (Decimal(count) * rates_per_mtok[kind] / MILLION for kind, count in tokens.items() if count),
+        (
+            Decimal(count) * rates_per_mtok[kind] / MILLION
+            for kind, count in tokens.items()
+            if count
+        ),
         Decimal(0),
     )
 

@@ -67,7 +67,9 @@ def _plan_kind(
     name: str, rates: dict[TokenKind, Decimal] | None, markup: Decimal | None, currency: str
 ) -> PlanKind:
     if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise InvalidPlan(f"plan {name!r}: currency {currency!r} is not an ISO 4217 code such as USD")
+        raise InvalidPlan(
+            f"plan {name!r}: currency {currency!r} is not an ISO 4217 code such as USD"
+        )
     if (rates is None) == (markup is None):
         raise InvalidPlan(f"plan {name!r}: give either rates per million tokens or a markup")
     if markup is not None:

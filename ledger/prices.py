@@ -45,7 +45,9 @@ def load_price_catalog(path: Path | None = None) -> list[PriceEntry]:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LedgerConfigError(f"price catalog {source}: invalid TOML: {exc}") from exc
-    return [_parse_entry(source, number, raw) for number, raw in enumerate(document.get("price", []), 1)]
+    return [
+        _parse_entry(source, number, raw) for number, raw in enumerate(document.get("price", []), 1)
+    ]
 
 
 def _parse_entry(source: str, number: int, raw: dict[str, Any]) -> PriceEntry:
@@ -137,7 +139,9 @@ class PriceBook:
     def has(self, provider: str, model: str) -> bool:
         return (provider, model) in self._history
 
-    def rates_at(self, provider: str, model: str, at: datetime) -> tuple[dict[TokenKind, Decimal], str]:
+    def rates_at(
+        self, provider: str, model: str, at: datetime
+    ) -> tuple[dict[TokenKind, Decimal], str]:
         history = self._history.get((provider, model))
         if not history:
             raise UnknownPrice(

@@ -65,4 +65,6 @@ def job_counts(session: Session) -> dict[tuple[str, str, str], int]:
     query = select(Job.tenant_id, Job.agent, Job.status, func.count()).group_by(
         Job.tenant_id, Job.agent, Job.status
     )
-    return {(tenant, agent, status): count for tenant, agent, status, count in session.execute(query)}
+    return {
+        (tenant, agent, status): count for tenant, agent, status, count in session.execute(query)
+    }

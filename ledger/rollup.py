@@ -40,7 +40,9 @@ class RollupResult:
     skipped_final: bool = False
 
 
-def rollup_period(factory: sessionmaker[Session], period: Period, tenant_id: str | None = None) -> list[RollupResult]:
+def rollup_period(
+    factory: sessionmaker[Session], period: Period, tenant_id: str | None = None
+) -> list[RollupResult]:
     """Write or refresh the draft invoice of every tenant with billable usage in the period."""
     with factory() as session:
         tenants = _tenants_with_usage(session, period, tenant_id)
@@ -88,14 +90,23 @@ def _lock_invoice(session: Session, tenant_id: str, period: Period, currency: st
     transaction so concurrent rollups of the same tenant take turns."""
     now = utcnow()
     session.execute(
-        insert_ignoring_conflicts(session, Invoice.__table__),
-        [{
-            "tenant_id": tenant_id, "period_start": period.start, "period_end": period.end,
-            "status": InvoiceStatus.DRAFT.value, "currency": currency, "total": Decimal("0.00"),
-            "created_at": now, "updated_at": now,
-        }],
+        insert_ignoring_conflicts(session, Invoice.__table__, "tenant_id", "period_start"),
+        [
+            {
+                "tenant_id": tenant_id,
+                "period_start": period.start,
+                "period_end": period.end,
+                "status": InvoiceStatus.DRAFT.value,
+                "currency": currency,
+                "total": Decimal("0.00"),
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
     )
-    query = select(Invoice).where(Invoice.tenant_id == tenant_id, Invoice.period_start == period.start)
+    query = select(Invoice).where(
+        Invoice.tenant_id == tenant_id, Invoice.period_start == period.start
+    )
     return session.scalars(query.with_for_update()).one()
 
 

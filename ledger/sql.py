@@ -2,13 +2,15 @@
 
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
-def insert_ignoring_conflicts(session: Session, table: Table) -> Any:
-    """Return an INSERT ... ON CONFLICT DO NOTHING for the session's database."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+def insert_ignoring_conflicts(session: Session, table: Any, *conflict_columns: str) -> Any:
+    """Return an INSERT that skips rows whose ``conflict_columns`` match an existing row.
+
+    Only the unique constraint over those columns is ignored; any other violation
+    still raises IntegrityError.
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))

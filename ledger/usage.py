@@ -28,7 +28,8 @@ class TokenUsage:
                 raise ValueError(f"{field.name} is negative: {getattr(self, field.name)}")
         if self.reasoning_tokens > self.output_tokens:
             raise ValueError(
-                f"reasoning_tokens {self.reasoning_tokens} exceeds output_tokens {self.output_tokens}"
+                f"reasoning_tokens {self.reasoning_tokens} exceeds "
+                f"output_tokens {self.output_tokens}"
             )
 
     @property

@@ -3,5 +3,12 @@
 from producer.client import JobClient, JobRequest, JobView, Submitted
 from producer.errors import BrokerUnavailable, ProducerError, WaitTimeout
 
-__all__ = ["BrokerUnavailable", "JobClient", "JobRequest", "JobView", "ProducerError", "Submitted",
-           "WaitTimeout"]
+__all__ = [
+    "BrokerUnavailable",
+    "JobClient",
+    "JobRequest",
+    "JobView",
+    "ProducerError",
+    "Submitted",
+    "WaitTimeout",
+]

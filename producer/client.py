@@ -52,8 +52,17 @@ class JobView:
     @classmethod
     def of(cls, job: Job) -> "JobView":
         return cls(
-            job.id, job.tenant_id, job.agent, job.status, job.attempts, job.result, job.error,
-            job.idempotency_key, job.created_at, job.started_at, job.finished_at,
+            job.id,
+            job.tenant_id,
+            job.agent,
+            job.status,
+            job.attempts,
+            job.result,
+            job.error,
+            job.idempotency_key,
+            job.created_at,
+            job.started_at,
+            job.finished_at,
         )
 
     @property
@@ -90,7 +99,8 @@ class JobClient:
     ) -> None:
         self.settings = settings or get_settings()
         self.catalog = catalog or load_agents(self.settings)
-        self.sessions = sessions or session_factory(make_engine(self.settings.database_url))
+        self._own_engine = None if sessions else make_engine(self.settings.database_url)
+        self.sessions = sessions or session_factory(self._own_engine)
         self._sender: TaskSender | None = None
 
     @property
@@ -99,12 +109,18 @@ class JobClient:
             self._sender = TaskSender(self.settings, self.catalog)
         return self._sender
 
-    def submit(self, tenant: str, agent: str, job_input: dict[str, Any], idempotency_key: str | None = None) -> JobView:
+    def submit(
+        self, tenant: str, agent: str, job_input: dict[str, Any], idempotency_key: str | None = None
+    ) -> JobView:
         """Submit one job; the same tenant and idempotency key return the first job again."""
         return self.submit_many(tenant, agent, [JobRequest(job_input, idempotency_key)])[0].job
 
     def submit_many(
-        self, tenant: str, agent: str, requests: Sequence[JobRequest], on_progress: ProgressCallback | None = None
+        self,
+        tenant: str,
+        agent: str,
+        requests: Sequence[JobRequest],
+        on_progress: ProgressCallback | None = None,
     ) -> list[Submitted]:
         """Validate every request, then store and send them in chunks.
 
@@ -143,7 +159,8 @@ class JobClient:
                 job_store.delete_unsent_jobs(session, unsent)
             raise BrokerUnavailable(
                 f"{exc}; {len(sent_before) + len(exc.sent_job_ids)} jobs were sent before it "
-                "failed, the rest were not stored", sent_before + exc.sent_job_ids,
+                "failed, the rest were not stored",
+                sent_before + exc.sent_job_ids,
             ) from exc
         return [Submitted(JobView.of(s.job), s.created) for s in submitted]
 
@@ -151,10 +168,18 @@ class JobClient:
         with self.sessions() as session:
             return JobView.of(job_store.get_job(session, job_id, tenant))
 
-    def list_jobs(self, *, tenant: str | None = None, agent: str | None = None,
-             statuses: Sequence[str] = (), limit: int | None = 100) -> list[JobView]:
+    def list_jobs(
+        self,
+        *,
+        tenant: str | None = None,
+        agent: str | None = None,
+        statuses: Sequence[str] = (),
+        limit: int | None = 100,
+    ) -> list[JobView]:
         with self.sessions() as session:
-            jobs = job_store.list_jobs(session, tenant_id=tenant, agent=agent, statuses=statuses, limit=limit)
+            jobs = job_store.list_jobs(
+                session, tenant_id=tenant, agent=agent, statuses=statuses, limit=limit
+            )
             return [JobView.of(job) for job in jobs]
 
     def pending_ids(self, tenant: str) -> list[str]:
@@ -164,7 +189,10 @@ class JobClient:
             return list(session.scalars(query))
 
     def wait(
-        self, job_ids: Sequence[str], timeout_s: float | None = None, poll_s: float = 0.5,
+        self,
+        job_ids: Sequence[str],
+        timeout_s: float | None = None,
+        poll_s: float = 0.5,
         on_progress: ProgressCallback | None = None,
     ) -> list[JobView]:
         """Poll until every job is final; return them in the order of ``job_ids``.
@@ -200,5 +228,9 @@ class JobClient:
         return {job.id: JobView.of(job) for job in jobs if job.status in TERMINAL_STATUSES}
 
     def close(self) -> None:
+        """Release the broker connection, and the database engine if this client made it."""
         if self._sender is not None:
             self._sender.close()
+            self._sender = None
+        if self._own_engine is not None:
+            self._own_engine.dispose()

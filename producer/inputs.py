@@ -13,7 +13,9 @@ class InputFileError(ProducerError):
     """Raised when a JSONL input file is unreadable or one of its lines is not a valid input."""
 
 
-def read_job_requests(path: Path, agent: AgentSpec, key_field: str | None = None) -> list[JobRequest]:
+def read_job_requests(
+    path: Path, agent: AgentSpec, key_field: str | None = None
+) -> list[JobRequest]:
     """Read one job input per non-blank line and check each against the agent's input schema.
 
     With ``key_field``, that field of each input becomes the job's idempotency key, so
@@ -50,7 +52,9 @@ def _parse_line(path: Path, number: int, line: str) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        raise InputFileError(f"{path} line {number}: invalid JSON: {exc.msg} at column {exc.colno}") from None
+        raise InputFileError(
+            f"{path} line {number}: invalid JSON: {exc.msg} at column {exc.colno}"
+        ) from None
 
 
 def _key(path: Path, number: int, job_input: dict[str, Any], key_field: str | None) -> str | None:

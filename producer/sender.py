@@ -11,7 +11,12 @@ from agents import RUN_TASK_NAME, AgentCatalog, route_task
 from producer.errors import BrokerUnavailable
 
 # A broker that is down is reported after these retries instead of blocking the caller.
-PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0.2,
+    "interval_step": 0.5,
+    "interval_max": 1.0,
+}
 
 
 class TaskSender:
@@ -60,4 +65,6 @@ def _redacted(url: str) -> str:
         return url
     credentials, _, host = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else f"{scheme}{sep}{user}@{host}"
+    return (
+        f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else f"{scheme}{sep}{user}@{host}"
+    )

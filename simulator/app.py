@@ -35,7 +35,9 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
     async def chat_completions(request: Request) -> JSONResponse:
         if not request.headers.get("authorization", "").startswith("Bearer "):
             stats.errors += 1
-            return _error(401, "missing bearer token in the Authorization header", "invalid_api_key")
+            return _error(
+                401, "missing bearer token in the Authorization header", "invalid_api_key"
+            )
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -138,5 +140,6 @@ def _json_schema(response_format: Any) -> dict[str, Any] | None:
 def _error(status: int, message: str, code: str) -> JSONResponse:
     kind = "authentication_error" if status == 401 else "invalid_request_error"
     return JSONResponse(
-        {"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status
+        {"error": {"message": message, "type": kind, "param": None, "code": code}},
+        status_code=status,
     )

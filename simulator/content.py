@@ -8,8 +8,20 @@ from typing import Any
 _WORD = re.compile(r"[a-z]+")
 _LEVELS = ("low", "medium", "high")
 _HIGH_CUES = (
-    "fraud", "identity theft", "stolen", "foreclos", "reposs", "garnish", "frozen", "lawsuit",
-    "unlimited", "sole discretion", "indemnif", "exclusive", "irrevocable", "perpetual",
+    "fraud",
+    "identity theft",
+    "stolen",
+    "foreclos",
+    "reposs",
+    "garnish",
+    "frozen",
+    "lawsuit",
+    "unlimited",
+    "sole discretion",
+    "indemnif",
+    "exclusive",
+    "irrevocable",
+    "perpetual",
 )
 _LONG_TEXT_CHARS = 600
 _HEADER = re.compile(r"^[A-Z][a-z]+:( .{0,120})?$")

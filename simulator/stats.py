@@ -20,7 +20,9 @@ class ServedStats:
     models: dict[str, ModelStats] = field(default_factory=dict)
     errors: int = 0
 
-    def record(self, model: str, prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> None:
+    def record(
+        self, model: str, prompt: int, completion: int, cached: int = 0, reasoning: int = 0
+    ) -> None:
         stats = self.models.setdefault(model, ModelStats())
         stats.calls += 1
         stats.prompt_tokens += prompt

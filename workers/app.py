@@ -3,6 +3,7 @@
 from typing import Any
 
 from celery import Celery
+
 from agentfleet.fleet import broker_config, celery_queues, load_agents
 from agentfleet.settings import Settings
 from agents import MAINTENANCE_QUEUE, route_task

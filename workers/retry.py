@@ -7,7 +7,9 @@ from email.utils import parsedate_to_datetime
 from httpx import Headers
 
 
-def backoff_delay_s(attempt: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
+def backoff_delay_s(
+    attempt: int, base_s: float, cap_s: float, rng: random.Random | None = None
+) -> float:
     """Return the wait before retry number ``attempt`` (1 for the first retry).
 
     Full jitter: a uniform draw between zero and ``base_s * 2**(attempt - 1)``, capped at ``cap_s``.

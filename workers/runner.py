@@ -78,7 +78,9 @@ class JobRunner:
             response_format=response_format(agent),
         )
 
-    def _attempt(self, agent: AgentSpec, job: ClaimedJob, request: ChatRequest, number: int) -> AttemptFailure | None:
+    def _attempt(
+        self, agent: AgentSpec, job: ClaimedJob, request: ChatRequest, number: int
+    ) -> AttemptFailure | None:
         """Make one provider call and record it; return None when the job succeeded."""
         target = self.runtime.target(agent.model)
         remaining_s = _remaining_s(job)
@@ -93,40 +95,72 @@ class JobRunner:
             reply = self.runtime.provider_client(target.provider).complete(request, timeout_s)
         except ProviderError as exc:
             self._record_failed_call(attempt_id, exc)
-            log.info("job %s tenant %s agent %s attempt %d failed: %s",
-                     job.id, job.tenant_id, job.agent, number, exc)
+            log.info(
+                "job %s tenant %s agent %s attempt %d failed: %s",
+                job.id,
+                job.tenant_id,
+                job.agent,
+                number,
+                exc,
+            )
             return AttemptFailure(str(exc), exc.retryable, exc.retry_after_s)
 
         call = self._call_record(attempt_id, target.provider, target.model, reply, started_at)
         return self._finish_call(agent, job, call, reply, number)
 
-    def _call_record(self, attempt_id: str, provider: str, model: str, reply: ChatReply, at: datetime) -> CallRecord:
+    def _call_record(
+        self, attempt_id: str, provider: str, model: str, reply: ChatReply, at: datetime
+    ) -> CallRecord:
         cost = self.runtime.prices.cost(provider, model, reply.usage, at)
         return CallRecord(attempt_id, provider, model, reply.usage, cost, at)
 
-    def _finish_call(self, agent: AgentSpec, job: ClaimedJob, call: CallRecord, reply: ChatReply, number: int) -> AttemptFailure | None:
+    def _finish_call(
+        self, agent: AgentSpec, job: ClaimedJob, call: CallRecord, reply: ChatReply, number: int
+    ) -> AttemptFailure | None:
         try:
             result: Any = parse_output(agent, reply.content)
         except InvalidOutput as exc:
             with transaction(self.runtime.sessions) as session:
                 record_usage(session, job, call, billable=False)
-                close_attempt(session, call.attempt_id, AttemptStatus.FAILED, http_status=200, error=str(exc))
-            log.info("job %s tenant %s agent %s attempt %d: %s", job.id, job.tenant_id, job.agent, number, exc)
+                close_attempt(
+                    session, call.attempt_id, AttemptStatus.FAILED, http_status=200, error=str(exc)
+                )
+            log.info(
+                "job %s tenant %s agent %s attempt %d: %s",
+                job.id,
+                job.tenant_id,
+                job.agent,
+                number,
+                exc,
+            )
             return AttemptFailure(str(exc), retryable=True)
 
         with transaction(self.runtime.sessions) as session:
             completed = complete_job(session, job, call, result)
         if not completed:
-            log.warning("job %s finished elsewhere first; attempt %d recorded as cost only", job.id, number)
-        log.info("job %s tenant %s agent %s succeeded on attempt %d (%d prompt, %d output tokens)",
-                 job.id, job.tenant_id, job.agent, number, call.usage.prompt_tokens, call.usage.output_tokens)
+            log.warning(
+                "job %s finished elsewhere first; attempt %d recorded as cost only", job.id, number
+            )
+        log.info(
+            "job %s tenant %s agent %s succeeded on attempt %d (%d prompt, %d output tokens)",
+            job.id,
+            job.tenant_id,
+            job.agent,
+            number,
+            call.usage.prompt_tokens,
+            call.usage.output_tokens,
+        )
         return None
 
     def _record_failed_call(self, attempt_id: str, exc: ProviderError) -> None:
         with transaction(self.runtime.sessions) as session:
-            close_attempt(session, attempt_id, AttemptStatus.FAILED, http_status=exc.status, error=str(exc))
+            close_attempt(
+                session, attempt_id, AttemptStatus.FAILED, http_status=exc.status, error=str(exc)
+            )
 
-    def _wait_before_retry(self, job: ClaimedJob, retry: int, failure: AttemptFailure | None) -> bool:
+    def _wait_before_retry(
+        self, job: ClaimedJob, retry: int, failure: AttemptFailure | None
+    ) -> bool:
         """Sleep before a retry; False when the wait would pass the job's deadline."""
         settings = self.runtime.settings
         delay_s = backoff_delay_s(retry, settings.backoff_base_s, settings.backoff_cap_s, self.rng)

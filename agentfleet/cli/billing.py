@@ -20,7 +20,9 @@ from ledger.usage import TokenKind
 class PeriodParam(click.ParamType):
     name = "YYYY-MM"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Period:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Period:
         if isinstance(value, Period):
             return value
         try:
@@ -36,17 +38,26 @@ def plans() -> None:
 
 @plans.command("create")
 @click.argument("name")
-@click.option("--rate", "rates", multiple=True, metavar="KIND=PRICE",
-              help="price per million tokens of a kind: input, output, cached_input or cache_write")
+@click.option(
+    "--rate",
+    "rates",
+    multiple=True,
+    metavar="KIND=PRICE",
+    help="price per million tokens of a kind: input, output, cached_input or cache_write",
+)
 @click.option("--markup", metavar="FACTOR", help="bill provider cost times FACTOR, e.g. 1.3")
 @click.option("--currency", default="USD", show_default=True, help="ISO 4217 currency of the plan")
 @pass_context
-def plans_create(ctx: CliContext, name: str, rates: tuple[str, ...], markup: str | None, currency: str) -> None:
+def plans_create(
+    ctx: CliContext, name: str, rates: tuple[str, ...], markup: str | None, currency: str
+) -> None:
     """Create plan NAME billed per million tokens (--rate) or at a markup on cost (--markup)."""
     parsed_rates = _parse_rates(rates) if rates else None
     parsed_markup = _decimal_option("--markup", markup) if markup is not None else None
     with transaction(ctx.sessions) as session:
-        create_plan(session, name, rates_per_mtok=parsed_rates, markup=parsed_markup, currency=currency)
+        create_plan(
+            session, name, rates_per_mtok=parsed_rates, markup=parsed_markup, currency=currency
+        )
     click.echo(f"created plan {name}")
 
 
@@ -56,7 +67,9 @@ def _parse_rates(rates: tuple[str, ...]) -> dict[TokenKind, Decimal]:
     for text in rates:
         kind, sep, price = text.partition("=")
         if not sep or kind not in {k.value for k in TokenKind}:
-            raise click.BadParameter(f"{text!r}: expected KIND=PRICE with KIND one of {kinds}", param_hint="--rate")
+            raise click.BadParameter(
+                f"{text!r}: expected KIND=PRICE with KIND one of {kinds}", param_hint="--rate"
+            )
         parsed[TokenKind(kind)] = _decimal_option("--rate", price, kind)
     return parsed
 
@@ -75,8 +88,13 @@ def plans_list(ctx: CliContext, output_format: str) -> None:
     """List plans with their rates or markup."""
     with ctx.sessions() as session:
         rows = [
-            {"name": p.name, "kind": p.kind.value, "currency": p.currency, "markup": p.markup,
-             "rates_per_mtok": {k.value: str(v) for k, v in p.rates_per_mtok.items()}}
+            {
+                "name": p.name,
+                "kind": p.kind.value,
+                "currency": p.currency,
+                "markup": p.markup,
+                "rates_per_mtok": {k.value: str(v) for k, v in p.rates_per_mtok.items()},
+            }
             for p in list_plans(session)
         ]
     emit(rows, ("name", "kind", "currency", "markup", "rates_per_mtok"), output_format)
@@ -104,12 +122,17 @@ def tenants_create(ctx: CliContext, tenant_id: str, plan: str) -> None:
 def tenants_list(ctx: CliContext, output_format: str) -> None:
     """List tenants and their plans."""
     with ctx.sessions() as session:
-        rows = [{"tenant": t.id, "plan": p.name, "created_at": t.created_at} for t, p in list_tenants(session)]
+        rows = [
+            {"tenant": t.id, "plan": p.name, "created_at": t.created_at}
+            for t, p in list_tenants(session)
+        ]
     emit(rows, ("tenant", "plan", "created_at"), output_format)
 
 
 @click.command()
-@click.option("--period", type=PeriodParam(), help="month to roll up, YYYY-MM (default: this month)")
+@click.option(
+    "--period", type=PeriodParam(), help="month to roll up, YYYY-MM (default: this month)"
+)
 @click.option("--tenant", help="only this tenant")
 @FORMAT_OPTION
 @pass_context
@@ -118,12 +141,23 @@ def rollup(ctx: CliContext, period: Period | None, tenant: str | None, output_fo
     period = period or Period.month_of(datetime.now(UTC))
     results = rollup_period(ctx.sessions, period, tenant)
     rows = [
-        {"tenant": r.tenant_id, "period": str(r.period), "invoice": r.invoice_id, "lines": r.lines,
-         "total": r.total, "currency": r.currency, "state": "final, unchanged" if r.skipped_final else "draft"}
+        {
+            "tenant": r.tenant_id,
+            "period": str(r.period),
+            "invoice": r.invoice_id,
+            "lines": r.lines,
+            "total": r.total,
+            "currency": r.currency,
+            "state": "final, unchanged" if r.skipped_final else "draft",
+        }
         for r in results
     ]
-    emit(rows, ("tenant", "period", "invoice", "lines", "total", "currency", "state"), output_format,
-         title=f"rollup of {period}")
+    emit(
+        rows,
+        ("tenant", "period", "invoice", "lines", "total", "currency", "state"),
+        output_format,
+        title=f"rollup of {period}",
+    )
 
 
 @click.group(invoke_without_command=True)
@@ -131,23 +165,36 @@ def rollup(ctx: CliContext, period: Period | None, tenant: str | None, output_fo
 @click.option("--period", type=PeriodParam(), help="only this month, YYYY-MM")
 @FORMAT_OPTION
 @click.pass_context
-def invoices(click_ctx: click.Context, tenant: str | None, period: Period | None, output_format: str) -> None:
+def invoices(
+    click_ctx: click.Context, tenant: str | None, period: Period | None, output_format: str
+) -> None:
     """List invoices; 'invoices show ID' prints one with its lines."""
     if click_ctx.invoked_subcommand is not None:
         return
     ctx = click_ctx.find_object(CliContext)
     with ctx.sessions() as session:
         rows = [
-            {"id": i.id, "tenant": i.tenant_id, "period": f"{i.period_start:%Y-%m}", "status": i.status,
-             "total": i.total, "currency": i.currency, "updated_at": i.updated_at}
+            {
+                "id": i.id,
+                "tenant": i.tenant_id,
+                "period": f"{i.period_start:%Y-%m}",
+                "status": i.status,
+                "total": i.total,
+                "currency": i.currency,
+                "updated_at": i.updated_at,
+            }
             for i in list_invoices(session, tenant_id=tenant, period=period)
         ]
-    emit(rows, ("id", "tenant", "period", "status", "total", "currency", "updated_at"), output_format)
+    emit(
+        rows, ("id", "tenant", "period", "status", "total", "currency", "updated_at"), output_format
+    )
 
 
 @invoices.command("show")
 @click.argument("invoice_id", type=int)
-@click.option("--tenant", help="the tenant that owns the invoice; other tenants' invoices are not found")
+@click.option(
+    "--tenant", help="the tenant that owns the invoice; other tenants' invoices are not found"
+)
 @FORMAT_OPTION
 @pass_context
 def invoices_show(ctx: CliContext, invoice_id: int, tenant: str | None, output_format: str) -> None:
@@ -155,25 +202,57 @@ def invoices_show(ctx: CliContext, invoice_id: int, tenant: str | None, output_f
     with ctx.sessions() as session:
         invoice = get_invoice(session, invoice_id, tenant)
         lines = [
-            {"agent": l.agent, "model": l.model, "calls": l.calls, "input_tokens": l.input_tokens,
-             "cached_input_tokens": l.cached_input_tokens, "cache_write_tokens": l.cache_write_tokens,
-             "output_tokens": l.output_tokens, "amount": l.amount}
-            for l in invoice_lines(session, invoice.id)
+            {
+                "agent": line.agent,
+                "model": line.model,
+                "calls": line.calls,
+                "input_tokens": line.input_tokens,
+                "cached_input_tokens": line.cached_input_tokens,
+                "cache_write_tokens": line.cache_write_tokens,
+                "output_tokens": line.output_tokens,
+                "amount": line.amount,
+            }
+            for line in invoice_lines(session, invoice.id)
         ]
-    header = {"id": invoice.id, "tenant": invoice.tenant_id, "period": f"{invoice.period_start:%Y-%m}",
-              "status": invoice.status, "currency": invoice.currency, "total": invoice.total}
+    header = {
+        "id": invoice.id,
+        "tenant": invoice.tenant_id,
+        "period": f"{invoice.period_start:%Y-%m}",
+        "status": invoice.status,
+        "currency": invoice.currency,
+        "total": invoice.total,
+    }
     if output_format == "json":
         emit_json({**header, "lines": lines})
         return
-    title = (f"invoice {invoice.id}: {invoice.tenant_id}, {header['period']}, {invoice.status}, "
-             f"total {invoice.total} {invoice.currency}")
-    emit(lines, ("agent", "model", "calls", "input_tokens", "cached_input_tokens", "output_tokens", "amount"),
-         "table", title=title)
+    title = (
+        f"invoice {invoice.id}: {invoice.tenant_id}, {header['period']}, {invoice.status}, "
+        f"total {invoice.total} {invoice.currency}"
+    )
+    emit(
+        lines,
+        (
+            "agent",
+            "model",
+            "calls",
+            "input_tokens",
+            "cached_input_tokens",
+            "output_tokens",
+            "amount",
+        ),
+        "table",
+        title=title,
+    )
 
 
 @click.command()
-@click.option("--by", type=click.Choice(sorted(GROUPINGS)), default="model", show_default=True,
-              help="how to group the recorded calls")
+@click.option(
+    "--by",
+    type=click.Choice(sorted(GROUPINGS)),
+    default="model",
+    show_default=True,
+    help="how to group the recorded calls",
+)
 @FORMAT_OPTION
 @pass_context
 def usage(ctx: CliContext, by: str, output_format: str) -> None:
@@ -181,8 +260,18 @@ def usage(ctx: CliContext, by: str, output_format: str) -> None:
     with ctx.sessions() as session:
         totals = usage_totals(session, by)
     rows = [
-        {"group": "/".join(t.key), "calls": t.calls, "billable_calls": t.billable_calls,
-         "prompt_tokens": t.prompt_tokens, "output_tokens": t.output_tokens, "cost_usd": t.cost}
+        {
+            "group": "/".join(t.key),
+            "calls": t.calls,
+            "billable_calls": t.billable_calls,
+            "prompt_tokens": t.prompt_tokens,
+            "output_tokens": t.output_tokens,
+            "cost_usd": t.cost,
+        }
         for t in totals
     ]
-    emit(rows, ("group", "calls", "billable_calls", "prompt_tokens", "output_tokens", "cost_usd"), output_format)
+    emit(
+        rows,
+        ("group", "calls", "billable_calls", "prompt_tokens", "output_tokens", "cost_usd"),
+        output_format,
+    )

@@ -33,5 +33,12 @@ class CliContext:
     def client(self) -> JobClient:
         return JobClient(self.settings, sessions=self.sessions)
 
+    def close(self) -> None:
+        """Close the client and engine, if a command created them."""
+        if "client" in self.__dict__:
+            self.client.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
 
 pass_context = click.make_pass_decorator(CliContext)

@@ -32,7 +32,7 @@ def _setting_problem(error: Any) -> str:
 def _database_problem(exc: OperationalError | ProgrammingError, database_url: str | None) -> str:
     detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     where = _redact(database_url) if database_url else "the database"
-    if "no such table" in detail or "does not exist" in detail and "relation" in detail:
+    if "no such table" in detail or ("does not exist" in detail and "relation" in detail):
         return f"the ledger at {where} has no tables yet; run 'agentfleet db upgrade' first"
     return f"database error at {where}: {detail}"
 

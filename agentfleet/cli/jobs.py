@@ -18,20 +18,29 @@ EXIT_TIMEOUT = 3
 
 def _progress(description: str) -> Progress:
     return Progress(
-        TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=False,
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
     )
 
 
 @click.command()
 @click.option("--tenant", required=True, help="tenant the jobs belong to and are billed to")
 @click.option("--agent", required=True, help="agent that runs the jobs (see 'agentfleet agents')")
-@click.option("--key-field", metavar="FIELD",
-              help="input field whose value becomes each job's idempotency key")
+@click.option(
+    "--key-field",
+    metavar="FIELD",
+    help="input field whose value becomes each job's idempotency key",
+)
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @FORMAT_OPTION
 @pass_context
-def submit(ctx: CliContext, tenant: str, agent: str, key_field: str | None, file: Path, output_format: str) -> None:
+def submit(
+    ctx: CliContext, tenant: str, agent: str, key_field: str | None, file: Path, output_format: str
+) -> None:
     """Submit one job per line of a JSON Lines FILE and print the job ids.
 
     Every line is checked before any job is stored, so a bad line submits nothing.
@@ -43,13 +52,14 @@ def submit(ctx: CliContext, tenant: str, agent: str, key_field: str | None, file
         submitted = client.submit_many(
             tenant, agent, requests, on_progress=lambda n: progress.advance(task, n)
         )
-    client.close()
 
     if output_format == "json":
-        emit_json([
-            {"id": s.job.id, "created": s.created, "idempotency_key": s.job.idempotency_key}
-            for s in submitted
-        ])
+        emit_json(
+            [
+                {"id": s.job.id, "created": s.created, "idempotency_key": s.job.idempotency_key}
+                for s in submitted
+            ]
+        )
         return
     for item in submitted:
         click.echo(item.job.id)
@@ -61,10 +71,18 @@ def submit(ctx: CliContext, tenant: str, agent: str, key_field: str | None, file
 @click.command()
 @click.argument("job_ids", nargs=-1)
 @click.option("--tenant", help="wait for every pending job of this tenant")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0), help="give up after this many seconds")
+@click.option(
+    "--timeout", "timeout_s", type=click.FloatRange(min=0), help="give up after this many seconds"
+)
 @FORMAT_OPTION
 @pass_context
-def wait(ctx: CliContext, job_ids: tuple[str, ...], tenant: str | None, timeout_s: float | None, output_format: str) -> None:
+def wait(
+    ctx: CliContext,
+    job_ids: tuple[str, ...],
+    tenant: str | None,
+    timeout_s: float | None,
+    output_format: str,
+) -> None:
     """Wait until the given jobs, or all pending jobs of a tenant, are finished.
 
     Exits 0 when all succeeded, 1 when any failed or was cancelled, 3 on timeout.
@@ -88,16 +106,37 @@ def wait(ctx: CliContext, job_ids: tuple[str, ...], tenant: str | None, timeout_
 @click.command()
 @click.option("--tenant", help="only this tenant's jobs")
 @click.option("--agent", help="only this agent's jobs")
-@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in JobStatus]),
-              help="only jobs in this status (repeatable)")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="newest jobs to show")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in JobStatus]),
+    help="only jobs in this status (repeatable)",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="newest jobs to show",
+)
 @FORMAT_OPTION
 @pass_context
-def jobs(ctx: CliContext, tenant: str | None, agent: str | None, statuses: tuple[str, ...], limit: int, output_format: str) -> None:
+def jobs(
+    ctx: CliContext,
+    tenant: str | None,
+    agent: str | None,
+    statuses: tuple[str, ...],
+    limit: int,
+    output_format: str,
+) -> None:
     """List jobs, newest first."""
     if agent is not None:
         ctx.client.catalog[agent]
-    _emit_jobs(ctx.client.list_jobs(tenant=tenant, agent=agent, statuses=statuses, limit=limit), output_format)
+    _emit_jobs(
+        ctx.client.list_jobs(tenant=tenant, agent=agent, statuses=statuses, limit=limit),
+        output_format,
+    )
 
 
 @click.command()

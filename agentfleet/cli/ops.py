@@ -20,7 +20,9 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True, help="Alembic revision to upgrade to")
+@click.option(
+    "--revision", default="head", show_default=True, help="Alembic revision to upgrade to"
+)
 @pass_context
 def db_upgrade(ctx: CliContext, revision: str) -> None:
     """Apply migrations, then add any new prices from the price catalog."""
@@ -43,16 +45,30 @@ def db_downgrade(ctx: CliContext, revision: str) -> None:
 @pass_context
 def db_current(ctx: CliContext) -> None:
     """Print the ledger's revision and the newest one available."""
-    click.echo(f"current: {current_revision(ctx.engine) or 'none'}; head: {head_revision(ctx.engine)}")
+    click.echo(
+        f"current: {current_revision(ctx.engine) or 'none'}; head: {head_revision(ctx.engine)}"
+    )
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--port", type=click.IntRange(1, 65535), default=8088, show_default=True, help="TCP port")
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="fixed delay before each reply, in milliseconds")
-@click.option("--jitter-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="extra random delay of up to this many milliseconds")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8088, show_default=True, help="TCP port"
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="fixed delay before each reply, in milliseconds",
+)
+@click.option(
+    "--jitter-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="extra random delay of up to this many milliseconds",
+)
 @click.option("--seed", type=int, help="seed of the random jitter, for repeatable runs")
 def simulator(host: str, port: int, latency_ms: float, jitter_ms: float, seed: int | None) -> None:
     """Serve an OpenAI-compatible provider simulator with GET /stats of what it served."""
@@ -70,18 +86,37 @@ def agents_command(ctx: CliContext, output_format: str) -> None:
     """List the agents, their queues and the provider models they call."""
     catalog = load_agents(ctx.settings)
     rows = [
-        {"agent": a.name, "queue": a.queue, "model": a.model, "target": str(resolve_alias(ctx.settings, a.model)),
-         "max_tokens": a.max_tokens, "time_limit_s": a.time_limit_s, "description": a.description}
+        {
+            "agent": a.name,
+            "queue": a.queue,
+            "model": a.model,
+            "target": str(resolve_alias(ctx.settings, a.model)),
+            "max_tokens": a.max_tokens,
+            "time_limit_s": a.time_limit_s,
+            "description": a.description,
+        }
         for a in catalog.values()
     ]
-    emit(rows, ("agent", "queue", "model", "target", "max_tokens", "time_limit_s", "description"), output_format)
+    emit(
+        rows,
+        ("agent", "queue", "model", "target", "max_tokens", "time_limit_s", "description"),
+        output_format,
+    )
 
 
 @click.command()
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=300.0, show_default=True,
-              help="simulated provider latency")
-@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
-              help="folder for the SQLite ledger, broker files and logs (default: a new temporary folder)")
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="simulated provider latency",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="folder for the SQLite ledger, broker files and logs (default: a new temporary folder)",
+)
 @click.option("--keep", is_flag=True, help="keep the work folder after the demo")
 @pass_context
 def demo(ctx: CliContext, latency_ms: float, workdir: Path | None, keep: bool) -> None:
@@ -95,17 +130,24 @@ def demo(ctx: CliContext, latency_ms: float, workdir: Path | None, keep: bool) -
 
     console = Console(highlight=False)
     started = time.monotonic()
-    run = demo_run.prepare(workdir, ctx.overrides.get("broker_url"), ctx.overrides.get("database_url"), latency_ms)
+    run = demo_run.prepare(
+        workdir, ctx.overrides.get("broker_url"), ctx.overrides.get("database_url"), latency_ms
+    )
     try:
-        console.print(f"ledger {run.settings.database_url}, broker {run.settings.broker_url}, "
-                      f"work folder {run.workdir}")
+        console.print(
+            f"ledger {run.settings.database_url}, broker {run.settings.broker_url}, "
+            f"work folder {run.workdir}"
+        )
         demo_run.start_workers(run)
-        console.print(f"simulator and {len(run.processes) - 1} workers running; submitting jobs ...")
+        console.print(
+            f"simulator and {len(run.processes) - 1} workers running; submitting jobs ..."
+        )
         demo_run.submit_and_wait(run)
         matches = report(run, console)
     finally:
         demo_run.clean_up(run, keep or workdir is not None)
     verdict = "equal the simulator's counts" if matches else "DIFFER from the simulator's counts"
-    console.print(f"{len(run.jobs)} jobs in {time.monotonic() - started:.0f} s; ledger token totals {verdict}.")
+    elapsed_s = time.monotonic() - started
+    console.print(f"{len(run.jobs)} jobs in {elapsed_s:.0f} s; ledger token totals {verdict}.")
     if not matches:
         raise SystemExit(1)

@@ -11,8 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 FORMAT_OPTION = click.option(
-    "--format", "output_format", type=click.Choice(["table", "json"]), default="table",
-    show_default=True, help="table for people, json for programs",
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for programs",
 )
 
 console = Console(highlight=False)
@@ -32,7 +36,12 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, default=to_jsonable, indent=2))
 
 
-def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], output_format: str, title: str | None = None) -> None:
+def emit(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    output_format: str,
+    title: str | None = None,
+) -> None:
     if output_format == "json":
         emit_json(list(rows))
         return

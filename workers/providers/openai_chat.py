@@ -48,7 +48,9 @@ class OpenAIChatClient:
         if request.response_format is not None:
             body["response_format"] = request.response_format
         try:
-            response = self._http.post(self._url, json=body, headers=self._headers, timeout=timeout_s)
+            response = self._http.post(
+                self._url, json=body, headers=self._headers, timeout=timeout_s
+            )
         except httpx.TimeoutException as exc:
             raise ProviderUnavailable(f"timed out after {timeout_s:.1f} s: {exc!r}") from exc
         except httpx.TransportError as exc:
@@ -62,7 +64,9 @@ def _status_error(response: httpx.Response) -> ProviderError:
     status = response.status_code
     message = f"HTTP {status}: {_error_message(response)}"
     if status in RETRYABLE_STATUSES or status >= 500:
-        return ProviderUnavailable(message, status=status, retry_after_s=retry_after_s(response.headers, utcnow()))
+        return ProviderUnavailable(
+            message, status=status, retry_after_s=retry_after_s(response.headers, utcnow())
+        )
     return ProviderRejected(message, status=status)
 
 
@@ -83,7 +87,9 @@ def parse_reply(response: httpx.Response) -> ChatReply:
         usage = parse_usage(body["usage"])
         if not isinstance(content, str):
             raise TypeError(f"content is {type(content).__name__}, expected a string")
-        return ChatReply(content=content, usage=usage, finish_reason=str(choice.get("finish_reason")))
+        return ChatReply(
+            content=content, usage=usage, finish_reason=str(choice.get("finish_reason"))
+        )
     except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise ProviderUnavailable(f"malformed response body: {exc!r}", status=200) from exc
 

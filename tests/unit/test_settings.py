@@ -1,0 +1,59 @@
+import pytest
+from pydantic import ValidationError
+
+from agentfleet.fleet import broker_config, load_agents, resolve_alias
+from agentfleet.settings import Settings
+from agents import CatalogError
+
+
+def test_defaults_run_embedded() -> None:
+    settings = Settings()
+    assert settings.database_url == "sqlite:///.agentfleet/ledger.db"
+    assert settings.uses_filesystem_broker
+    assert resolve_alias(settings, "balanced").model == "gpt-4o-mini"
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTFLEET_BROKER_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("AGENTFLEET_PROVIDERS__OPENAI__BASE_URL", "https://api.openai.com/v1")
+    monkeypatch.setenv("AGENTFLEET_PROVIDERS__OPENAI__API_KEY", "sk-live-123")
+    settings = Settings()
+    assert settings.providers["openai"].base_url == "https://api.openai.com/v1"
+    assert settings.providers["openai"].api_key.get_secret_value() == "sk-live-123"
+    assert "sk-live-123" not in repr(settings)
+    config = broker_config(settings)
+    assert config["broker_url"] == "redis://127.0.0.1:6379/0"
+    assert config["broker_transport_options"]["visibility_timeout"] == 3600
+
+
+def test_placeholder_key_rejected_for_remote_host() -> None:
+    with pytest.raises(ValidationError, match="api_key is the simulator placeholder"):
+        Settings(
+            providers={"openai": {"base_url": "https://api.openai.com/v1", "api_key": "simulator"}}
+        )
+
+
+def test_alias_must_name_configured_provider() -> None:
+    with pytest.raises(
+        ValidationError, match="names provider 'anthropic'; configured providers: openai"
+    ):
+        Settings(model_aliases={"fast": "anthropic:claude-haiku-4-5"})
+    with pytest.raises(ValidationError, match="expected 'provider:model'"):
+        Settings(model_aliases={"fast": "gpt-4o"})
+
+
+def test_agent_overrides_apply() -> None:
+    settings = Settings(agent_overrides={"triage": {"max_tokens": 42, "model": "smart"}})
+    triage = load_agents(settings)["triage"]
+    assert triage.max_tokens == 42
+    assert resolve_alias(settings, triage.model).model == "gpt-4.1"
+
+
+def test_override_of_unknown_agent_rejected() -> None:
+    with pytest.raises(CatalogError, match="agent_overrides names agent 'triag'"):
+        load_agents(Settings(agent_overrides={"triag": {"max_tokens": 42}}))
+
+
+def test_agent_with_unknown_alias_rejected() -> None:
+    with pytest.raises(CatalogError, match="agent 'triage': unknown model alias 'huge'"):
+        load_agents(Settings(agent_overrides={"triage": {"model": "huge"}}))
