@@ -130,8 +130,7 @@ class JobClient:
         spec = self.catalog[agent]
         for request in requests:
             validate_input(spec, request.input)
-        with self.sessions() as session:
-            get_tenant(session, tenant)
+        self.check_tenant(tenant)
 
         submitted: list[Submitted] = []
         for start in range(0, len(requests), SUBMIT_CHUNK):
@@ -164,6 +163,11 @@ class JobClient:
             ) from exc
         return [Submitted(JobView.of(s.job), s.created) for s in submitted]
 
+    def check_tenant(self, tenant: str) -> None:
+        """Raise NotFound, with the command that creates it, for an unknown tenant."""
+        with self.sessions() as session:
+            get_tenant(session, tenant)
+
     def get(self, job_id: str, tenant: str | None = None) -> JobView:
         with self.sessions() as session:
             return JobView.of(job_store.get_job(session, job_id, tenant))
@@ -183,8 +187,8 @@ class JobClient:
             return [JobView.of(job) for job in jobs]
 
     def pending_ids(self, tenant: str) -> list[str]:
+        self.check_tenant(tenant)
         with self.sessions() as session:
-            get_tenant(session, tenant)
             query = select(Job.id).where(Job.tenant_id == tenant, Job.status.in_(PENDING_STATUSES))
             return list(session.scalars(query))
 

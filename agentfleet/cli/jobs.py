@@ -46,7 +46,9 @@ def submit(
     Every line is checked before any job is stored, so a bad line submits nothing.
     """
     client = ctx.client
-    requests = read_job_requests(file, client.catalog[agent], key_field)
+    spec = client.catalog[agent]
+    client.check_tenant(tenant)
+    requests = read_job_requests(file, spec, key_field)
     with _progress(f"submitting to {agent}") as progress:
         task = progress.add_task("submit", total=len(requests))
         submitted = client.submit_many(
@@ -65,7 +67,9 @@ def submit(
         click.echo(item.job.id)
     reused = sum(not item.created for item in submitted)
     note = f" ({reused} already existed under their idempotency keys)" if reused else ""
-    err_console.print(f"submitted {len(submitted)} jobs for tenant {tenant} to agent {agent}{note}")
+    click.echo(
+        f"submitted {len(submitted)} jobs for tenant {tenant} to agent {agent}{note}", err=True
+    )
 
 
 @click.command()
@@ -96,7 +100,7 @@ def wait(
         try:
             views = client.wait(ids, timeout_s, on_progress=lambda n: progress.advance(task, n))
         except WaitTimeout as exc:
-            err_console.print(f"timed out: {exc}")
+            click.echo(f"timed out: {exc}", err=True)
             raise SystemExit(EXIT_TIMEOUT) from None
     _emit_jobs(views, output_format)
     if any(view.status != JobStatus.SUCCEEDED for view in views):

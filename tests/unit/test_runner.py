@@ -1,0 +1,214 @@
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from agentfleet.settings import Settings
+from ledger.calls import attempts_of
+from ledger.db import transaction
+from ledger.jobs import NewJob, get_job, insert_jobs
+from ledger.models import UsageRecord
+from tests.support import add_tenant, migrated_sessions, simulator_stats, simulator_thread
+from workers.runner import JobRunner
+from workers.runtime import WorkerRuntime
+
+NARRATIVE = "My credit report lists an account I never opened. This is identity theft."
+TRIAGE_REPLY = {
+    "product": "credit_reporting",
+    "issue_category": "fraud_or_identity_theft",
+    "urgency": "high",
+    "rationale": "Identity theft on the report.",
+}
+
+
+def completion(content: str, prompt: int = 120, output: int = 30) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": output},
+        },
+    )
+
+
+@pytest.fixture
+def ledger(sqlite_url: str) -> sessionmaker[Session]:
+    sessions = migrated_sessions(sqlite_url)
+    add_tenant(sessions, "acme")
+    return sessions
+
+
+@pytest.fixture
+def runtime(sqlite_url: str, ledger: sessionmaker[Session]) -> Iterator[WorkerRuntime]:
+    settings = Settings(database_url=sqlite_url, backoff_base_s=0.01, backoff_cap_s=0.02)
+    runtime = WorkerRuntime(settings)
+    runtime.__dict__["sessions"] = ledger
+    yield runtime
+    runtime.close()
+
+
+def scripted(
+    runtime: WorkerRuntime, responses: list[httpx.Response | Exception]
+) -> list[httpx.Request]:
+    """Answer provider calls with the given responses in order; return the requests seen."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = responses[len(seen) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    runtime.__dict__["http"] = httpx.Client(transport=httpx.MockTransport(handler))
+    return seen
+
+
+def submit(ledger: sessionmaker[Session], agent: str = "triage") -> str:
+    with transaction(ledger) as session:
+        return insert_jobs(session, [NewJob("acme", agent, {"narrative": NARRATIVE})])[0].job.id
+
+
+def usage_rows(ledger: sessionmaker[Session]) -> list[UsageRecord]:
+    with ledger() as session:
+        return list(session.scalars(select(UsageRecord).order_by(UsageRecord.id)))
+
+
+def test_job_succeeds_against_simulator(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session]
+) -> None:
+    with simulator_thread() as base:
+        runtime.settings.providers["openai"].base_url = f"{base}/v1"
+        job_id = submit(ledger)
+        assert JobRunner(runtime).run(job_id, "triage") == "succeeded"
+        stats = simulator_stats(base)
+
+    with ledger() as session:
+        job = get_job(session, job_id)
+    assert job.status == "succeeded"
+    assert job.result["product"] == "credit_reporting"
+    assert job.result["urgency"] == "high"
+    (record,) = usage_rows(ledger)
+    served = stats["models"]["gpt-4o-mini"]
+    assert (record.input_tokens, record.output_tokens) == (
+        served["prompt_tokens"],
+        served["completion_tokens"],
+    )
+    assert record.billable
+    # gpt-4o-mini list prices: 0.15 per million input tokens, 0.60 per million output tokens
+    expected = (
+        Decimal(record.input_tokens) * Decimal("0.15")
+        + Decimal(record.output_tokens) * Decimal("0.60")
+    ) / 1_000_000
+    assert record.cost == expected
+
+
+def test_retry_after_server_error(runtime: WorkerRuntime, ledger: sessionmaker[Session]) -> None:
+    seen = scripted(
+        runtime,
+        [
+            httpx.Response(503, text="overloaded"),
+            httpx.ReadTimeout("slow"),
+            completion(json.dumps(TRIAGE_REPLY)),
+        ],
+    )
+    job_id = submit(ledger)
+    assert JobRunner(runtime).run(job_id, "triage") == "succeeded"
+    assert len(seen) == 3
+    with ledger() as session:
+        attempts = attempts_of(session, job_id)
+        job = get_job(session, job_id)
+    assert [(a.number, a.status, a.http_status) for a in attempts] == [
+        (1, "failed", 503),
+        (2, "failed", None),
+        (3, "succeeded", None),
+    ]
+    assert "timed out" in (attempts[1].error or "")
+    assert job.attempts == 3
+    assert [(r.attempt_id, r.billable) for r in usage_rows(ledger)] == [(attempts[2].id, True)]
+
+
+def test_client_error_fails_job_at_once(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session]
+) -> None:
+    seen = scripted(runtime, [httpx.Response(400, json={"error": {"message": "model not found"}})])
+    job_id = submit(ledger)
+    assert JobRunner(runtime).run(job_id, "triage") == "failed"
+    assert len(seen) == 1
+    with ledger() as session:
+        job = get_job(session, job_id)
+    assert job.status == "failed"
+    assert job.error == "HTTP 400: model not found (gave up after 1 attempt)"
+    assert usage_rows(ledger) == []
+
+
+def test_invalid_output_is_cost_not_billed(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session]
+) -> None:
+    scripted(
+        runtime,
+        [completion("not json", prompt=100, output=3), completion(json.dumps(TRIAGE_REPLY))],
+    )
+    job_id = submit(ledger)
+    assert JobRunner(runtime).run(job_id, "triage") == "succeeded"
+    records = usage_rows(ledger)
+    assert [(r.input_tokens, r.output_tokens, r.billable) for r in records] == [
+        (100, 3, False),
+        (120, 30, True),
+    ]
+
+
+def test_attempts_are_bounded(runtime: WorkerRuntime, ledger: sessionmaker[Session]) -> None:
+    runtime.settings.max_attempts = 3
+    seen = scripted(runtime, [httpx.Response(500, text="boom")] * 3)
+    job_id = submit(ledger)
+    assert JobRunner(runtime).run(job_id, "triage") == "failed"
+    assert len(seen) == 3
+    with ledger() as session:
+        assert get_job(session, job_id).error == "HTTP 500: boom (gave up after 3 attempts)"
+
+
+def test_finished_job_is_not_called_again(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session]
+) -> None:
+    seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
+    job_id = submit(ledger)
+    runner = JobRunner(runtime)
+    assert runner.run(job_id, "triage") == "succeeded"
+    assert runner.run(job_id, "triage") == "skipped"
+    assert len(seen) == 1
+    assert len(usage_rows(ledger)) == 1
+
+
+def test_retry_waits_for_retry_after(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr("workers.runner.time.sleep", sleeps.append)
+    scripted(
+        runtime,
+        [
+            httpx.Response(429, headers={"retry-after": "2"}, text="slow down"),
+            completion(json.dumps(TRIAGE_REPLY)),
+        ],
+    )
+    job_id = submit(ledger)
+    assert JobRunner(runtime).run(job_id, "triage") == "succeeded"
+    assert sleeps == [2.0]
+
+
+def test_wait_past_deadline_fails_job(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr("workers.runner.time.sleep", sleeps.append)
+    scripted(runtime, [httpx.Response(429, headers={"retry-after": "600"}, text="slow down")])
+    job_id = submit(ledger)
+    assert JobRunner(runtime).run(job_id, "triage") == "failed"
+    assert sleeps == []
+    with ledger() as session:
+        assert get_job(session, job_id).error == "HTTP 429: slow down (gave up after 1 attempt)"
