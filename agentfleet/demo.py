@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentfleet.fleet import load_agents
@@ -22,7 +23,7 @@ from agentfleet.processes import (
     start_worker,
     wait_ready,
 )
-from agentfleet.settings import SIMULATOR_API_KEY, Settings
+from agentfleet.settings import SIMULATOR_API_KEY, ProviderSettings, Settings
 from ledger.db import make_engine, session_factory, transaction
 from ledger.errors import NotFound
 from ledger.migrate import upgrade
@@ -93,10 +94,10 @@ def prepare(
         broker_url=env["AGENTFLEET_BROKER_URL"],
         broker_dir=Path(env["AGENTFLEET_BROKER_DIR"]),
         providers={
-            "openai": {
-                "base_url": env["AGENTFLEET_PROVIDERS__OPENAI__BASE_URL"],
-                "api_key": SIMULATOR_API_KEY,
-            }
+            "openai": ProviderSettings(
+                base_url=env["AGENTFLEET_PROVIDERS__OPENAI__BASE_URL"],
+                api_key=SecretStr(SIMULATOR_API_KEY),
+            )
         },
     )
     run = DemoRun(workdir, settings, env, port)
@@ -138,7 +139,7 @@ def start_workers(run: DemoRun) -> None:
 def submit_and_wait(run: DemoRun) -> None:
     client = JobClient(run.settings, sessions=run.sessions)
     try:
-        ids = []
+        ids: list[str] = []
         for tenant, agent, example in DEMO_BATCHES:
             submitted = client.submit_many(tenant, agent, example_requests(example))
             ids.extend(item.job.id for item in submitted)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from agentfleet.settings import Settings
 from agents import MAINTENANCE_QUEUE, AgentCatalog, CatalogError, load_catalog

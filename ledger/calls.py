@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ledger.models import Attempt, AttemptStatus, Job, JobStatus, UsageRecord
 from ledger.prices import CallCost
-from ledger.sql import insert_ignoring_conflicts
+from ledger.sql import insert_ignoring_conflicts, rowcount
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
 
@@ -127,16 +127,12 @@ def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: An
     The job completes only if it is still running, so a duplicate delivery that finishes
     second records its call as cost only. Returns True if this call completed the job.
     """
-    completed = (
-        session.execute(
-            update(Job)
-            .where(Job.id == job.id, Job.status == JobStatus.RUNNING.value)
-            .values(
-                status=JobStatus.SUCCEEDED.value, result=result, error=None, finished_at=utcnow()
-            )
-        ).rowcount
-        == 1
+    finish = (
+        update(Job)
+        .where(Job.id == job.id, Job.status == JobStatus.RUNNING.value)
+        .values(status=JobStatus.SUCCEEDED.value, result=result, error=None, finished_at=utcnow())
     )
+    completed = rowcount(session.execute(finish)) == 1
     record_usage(session, job, call, billable=completed)
     close_attempt(session, call.attempt_id, AttemptStatus.SUCCEEDED)
     return completed
@@ -144,14 +140,12 @@ def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: An
 
 def fail_job(session: Session, job_id: str, error: str) -> bool:
     """Mark a running job failed with the error; False if it had already finished."""
-    return (
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
-            .values(status=JobStatus.FAILED.value, error=error, finished_at=utcnow())
-        ).rowcount
-        == 1
+    fail = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
+        .values(status=JobStatus.FAILED.value, error=error, finished_at=utcnow())
     )
+    return rowcount(session.execute(fail)) == 1
 
 
 def attempts_of(session: Session, job_id: str) -> list[Attempt]:

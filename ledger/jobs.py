@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ledger.errors import NotFound
 from ledger.models import Job, JobStatus
-from ledger.sql import insert_ignoring_conflicts
+from ledger.sql import insert_ignoring_conflicts, rowcount
 from ledger.types import utcnow
 
 
@@ -83,10 +83,8 @@ def _jobs_by_key(session: Session, jobs: Sequence[NewJob]) -> dict[tuple[str, st
 
 def delete_unsent_jobs(session: Session, job_ids: Sequence[str]) -> int:
     """Delete queued jobs that never reached the broker, so none waits forever."""
-    result = session.execute(
-        delete(Job).where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED.value)
-    )
-    return result.rowcount
+    unsent = delete(Job).where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED.value)
+    return rowcount(session.execute(unsent))
 
 
 def get_job(session: Session, job_id: str, tenant_id: str | None = None) -> Job:

@@ -56,7 +56,11 @@ def usage_totals(
     for row in session.execute(query):
         key = tuple(str(value) for value in row[: len(columns)])
         calls, billable, prompt_sum, output_sum, cost = row[len(columns) :]
-        totals.append(UsageTotal(key, calls, billable, int(prompt_sum), int(output_sum), cost))
+        totals.append(
+            UsageTotal(
+                key, int(calls), int(billable), int(prompt_sum), int(output_sum), Decimal(cost)
+            )
+        )
     return totals
 
 

@@ -8,7 +8,7 @@ never touched.
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.models import Invoice, InvoiceLine, InvoiceStatus, Plan, Tenant, UsageRecord
@@ -65,7 +65,7 @@ def _tenants_with_usage(session: Session, period: Period, tenant_id: str | None)
     return list(session.scalars(query))
 
 
-def _in_period(period: Period) -> tuple[object, ...]:
+def _in_period(period: Period) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (UsageRecord.created_at >= period.start_at, UsageRecord.created_at < period.end_at)
 
 

@@ -3,6 +3,7 @@
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import CursorResult, Result
 from sqlalchemy.orm import Session
 
 
@@ -14,3 +15,9 @@ def insert_ignoring_conflicts(session: Session, table: Any, *conflict_columns: s
     """
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Return the rows an UPDATE or DELETE matched (it was executed with one parameter set)."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)

@@ -99,8 +99,11 @@ class JobClient:
     ) -> None:
         self.settings = settings or get_settings()
         self.catalog = catalog or load_agents(self.settings)
-        self._own_engine = None if sessions else make_engine(self.settings.database_url)
-        self.sessions = sessions or session_factory(self._own_engine)
+        self._own_engine = None
+        if sessions is None:
+            self._own_engine = make_engine(self.settings.database_url)
+            sessions = session_factory(self._own_engine)
+        self.sessions = sessions
         self._sender: TaskSender | None = None
 
     @property

@@ -17,7 +17,7 @@ from ledger.rollup import rollup_period
 from ledger.usage import TokenKind
 
 
-class PeriodParam(click.ParamType):
+class PeriodParam(click.ParamType):  # type: ignore[type-arg]
     name = "YYYY-MM"
 
     def convert(
@@ -171,7 +171,7 @@ def invoices(
     """List invoices; 'invoices show ID' prints one with its lines."""
     if click_ctx.invoked_subcommand is not None:
         return
-    ctx = click_ctx.find_object(CliContext)
+    ctx = click_ctx.ensure_object(CliContext)
     with ctx.sessions() as session:
         rows = [
             {

@@ -102,7 +102,10 @@ def invoice_of(
 ) -> tuple[Invoice, list[tuple[str, str, int, Decimal]]]:
     with sessions() as session:
         (invoice,) = list_invoices(session, tenant_id=tenant, period=DECEMBER)
-        lines = [(l.agent, l.model, l.calls, l.amount) for l in invoice_lines(session, invoice.id)]
+        lines = [
+            (line.agent, line.model, line.calls, line.amount)
+            for line in invoice_lines(session, invoice.id)
+        ]
     return invoice, lines
 
 
@@ -181,7 +184,7 @@ def test_concurrent_rollups_agree(ledger_url: str) -> None:
         try:
             for _ in range(5):
                 rollup_period(sessions, DECEMBER)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(3)]

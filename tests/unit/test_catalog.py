@@ -97,7 +97,7 @@ def test_invalid_agent_name_is_reported() -> None:
 
 
 def test_catalog_file_errors(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="missing.yaml: file not found"):
+    with pytest.raises(CatalogError, match=r"missing\.yaml: file not found"):
         load_catalog(tmp_path / "missing.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("agents: [unclosed", encoding="utf-8")

@@ -106,11 +106,13 @@ def test_stored_price_is_never_changed(tmp_path: Path) -> None:
     with transaction(sessions) as session:
         assert sync_prices(session, load_price_catalog(path)) == 0
     path.write_text(catalog.replace('input = "1"', 'input = "1.5"'), encoding="utf-8")
-    with pytest.raises(
-        LedgerConfigError, match="a price change needs a new entry with a later effective_from"
+    with (
+        pytest.raises(
+            LedgerConfigError, match="a price change needs a new entry with a later effective_from"
+        ),
+        transaction(sessions) as session,
     ):
-        with transaction(sessions) as session:
-            sync_prices(session, load_price_catalog(path))
+        sync_prices(session, load_price_catalog(path))
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ Create Date: 2026-12-04
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -16,7 +17,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _exact(precision: int, scale: int) -> sa.types.TypeEngine[object]:
+def _exact(precision: int, scale: int) -> sa.types.TypeEngine[Any]:
     """NUMERIC on PostgreSQL; on SQLite an integer count of 10**-scale units (ledger.types)."""
     return sa.Numeric(precision, scale).with_variant(sa.BigInteger(), "sqlite")
 
