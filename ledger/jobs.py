@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ledger.errors import NotFound
@@ -85,6 +85,26 @@ def delete_unsent_jobs(session: Session, job_ids: Sequence[str]) -> int:
     """Delete queued jobs that never reached the broker, so none waits forever."""
     unsent = delete(Job).where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED.value)
     return rowcount(session.execute(unsent))
+
+
+def cancel_jobs(session: Session, job_ids: Sequence[str], tenant_id: str | None = None) -> int:
+    """Cancel jobs that are queued or running; return how many were cancelled.
+
+    A worker skips a cancelled job it has not started. One already calling its provider
+    finishes the call, which is recorded as provider cost and not billed.
+    """
+    cancel = (
+        update(Job)
+        .where(
+            Job.id.in_(job_ids), Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])
+        )
+        .values(
+            status=JobStatus.CANCELLED.value, error="cancelled by request", finished_at=utcnow()
+        )
+    )
+    if tenant_id is not None:
+        cancel = cancel.where(Job.tenant_id == tenant_id)
+    return rowcount(session.execute(cancel))
 
 
 def get_job(session: Session, job_id: str, tenant_id: str | None = None) -> Job:

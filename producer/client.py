@@ -166,6 +166,16 @@ class JobClient:
             ) from exc
         return [Submitted(JobView.of(s.job), s.created) for s in submitted]
 
+    def cancel(self, job_ids: Sequence[str], tenant: str | None = None) -> list[JobView]:
+        """Cancel queued or running jobs; return every given job in its state afterwards.
+
+        Raises NotFound for an unknown id, or for another tenant's job when ``tenant`` is given.
+        """
+        views = [self.get(job_id, tenant) for job_id in job_ids]
+        with transaction(self.sessions) as session:
+            job_store.cancel_jobs(session, [view.id for view in views], tenant)
+        return [self.get(view.id, tenant) for view in views]
+
     def check_tenant(self, tenant: str) -> None:
         """Raise NotFound, with the command that creates it, for an unknown tenant."""
         with self.sessions() as session:

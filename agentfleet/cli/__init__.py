@@ -8,9 +8,9 @@ import click
 from agentfleet import __version__
 from agentfleet.cli.billing import invoices, plans, rollup, tenants, usage
 from agentfleet.cli.context import CliContext
-from agentfleet.cli.errors import describe
-from agentfleet.cli.jobs import job, jobs, submit, wait
+from agentfleet.cli.jobs import cancel, job, jobs, submit, wait
 from agentfleet.cli.ops import agents_command, db, demo, simulator
+from agentfleet.errors import describe
 
 
 class FleetGroup(click.Group):
@@ -70,6 +70,7 @@ for command in (
     wait,
     jobs,
     job,
+    cancel,
     plans,
     tenants,
     rollup,

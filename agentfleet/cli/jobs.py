@@ -144,6 +144,18 @@ def jobs(
 
 
 @click.command()
+@click.argument("job_ids", nargs=-1, required=True)
+@click.option("--tenant", help="the tenant that owns the jobs; other tenants' jobs are not found")
+@FORMAT_OPTION
+@pass_context
+def cancel(
+    ctx: CliContext, job_ids: tuple[str, ...], tenant: str | None, output_format: str
+) -> None:
+    """Cancel queued or running jobs; finished jobs keep their state."""
+    _emit_jobs(ctx.client.cancel(list(job_ids), tenant), output_format)
+
+
+@click.command()
 @click.argument("job_id")
 @click.option("--tenant", help="the tenant that owns the job; other tenants' jobs are not found")
 @pass_context

@@ -258,3 +258,16 @@ def test_results_rollup_and_invoices(ready: Path) -> None:
     assert invoice["total"] == line["amount"]
     assert "invoice 999 not found" in run("invoices", "show", "999").stderr
     assert "invalid period '2026-1'" in run("rollup", "--period", "2026-1").stderr
+
+
+def test_cancel_stops_queued_jobs(ready: Path) -> None:
+    ids = run("submit", "--tenant", "acme", "--agent", "triage", str(ready)).stdout.split()
+    cancelled = json.loads(run("cancel", "--format", "json", ids[0], ids[1]).output)
+    assert [(job["status"], job["error"]) for job in cancelled] == [
+        ("cancelled", "cancelled by request")
+    ] * 2
+    statuses = {job["id"]: job["status"] for job in jobs_json()}
+    assert statuses == {ids[0]: "cancelled", ids[1]: "cancelled", ids[2]: "queued"}
+    assert "not found" in run("cancel", "--tenant", "globex", ids[2]).stderr
+    assert jobs_json("--status", "queued")[0]["id"] == ids[2]
+    assert run("wait", ids[0]).exit_code == 1

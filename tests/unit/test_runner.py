@@ -212,3 +212,31 @@ def test_wait_past_deadline_fails_job(
     assert sleeps == []
     with ledger() as session:
         assert get_job(session, job_id).error == "HTTP 429: slow down (gave up after 1 attempt)"
+
+
+def test_cancelled_job_is_skipped(runtime: WorkerRuntime, ledger: sessionmaker[Session]) -> None:
+    from ledger.jobs import cancel_jobs
+
+    seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
+    job_id = submit(ledger)
+    with transaction(ledger) as session:
+        assert cancel_jobs(session, [job_id]) == 1
+    assert JobRunner(runtime).run(job_id, "triage") == "skipped"
+    assert seen == []
+    assert usage_rows(ledger) == []
+
+
+def test_rollup_task_writes_invoices(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger.invoices import list_invoices
+    from workers import tasks
+
+    scripted(runtime, [completion(json.dumps(TRIAGE_REPLY), prompt=1_000_000, output=0)])
+    assert JobRunner(runtime).run(submit(ledger), "triage") == "succeeded"
+    monkeypatch.setattr(tasks, "get_runtime", lambda: runtime)
+    assert tasks.rollup.run() == 1
+    with ledger() as session:
+        (invoice,) = list_invoices(session)
+    # One million input tokens at the tenant's 0.30 per million.
+    assert (invoice.tenant_id, invoice.total, invoice.status) == ("acme", Decimal("0.30"), "draft")

@@ -1,0 +1,63 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentfleet.settings import Settings
+from agents import MAINTENANCE_QUEUE, RUN_TASK_NAME, route_task
+from workers.app import ROLLUP_TASK_NAME, create_app
+
+
+def test_app_routes_and_delivery_settings() -> None:
+    app = create_app(Settings(rollup_interval_s=60))
+    conf = app.conf
+    assert [q.name for q in conf.task_queues] == [
+        "agent.triage",
+        "agent.summarize",
+        "agent.clause-review",
+        MAINTENANCE_QUEUE,
+    ]
+    assert conf.task_ignore_result is True
+    assert conf.task_acks_late is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.worker_pool == "threads"
+    assert conf.task_default_queue == MAINTENANCE_QUEUE
+    assert conf.beat_schedule["rollup-usage-into-invoices"] == {
+        "task": ROLLUP_TASK_NAME,
+        "schedule": 60.0,
+    }
+
+
+def test_router_sends_jobs_to_agent_queue() -> None:
+    assert route_task(RUN_TASK_NAME, (), {"job_id": "j", "agent": "clause-review"}, {}) == {
+        "queue": "agent.clause-review"
+    }
+    assert route_task(ROLLUP_TASK_NAME, (), {}, {}) == {"queue": MAINTENANCE_QUEUE}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"AGENTFLEET_MAX_ATTEMPTS": "0"},
+            "invalid settings: AGENTFLEET_MAX_ATTEMPTS: Input should be greater than or equal to 1",
+        ),
+        ({"AGENTFLEET_AGENTS_FILE": "missing.yaml"}, "agent catalog missing.yaml: file not found"),
+    ],
+)
+def test_worker_refuses_bad_config(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "agent.triage"],
+        env={"PATH": "/usr/bin:/bin", **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip() == f"agentfleet workers cannot start: invalid settings: {message}"
+        or (done.stderr.strip() == f"agentfleet workers cannot start: {message}")
+    )
+    assert "Traceback" not in done.stderr
