@@ -54,7 +54,7 @@ DEMO_BATCHES = (
 
 @dataclass
 class DemoRun:
-    """Where a demo runs and what it started, so it can report and clean up."""
+    """The work folder, settings, child processes and jobs of one demo run."""
 
     workdir: Path
     settings: Settings

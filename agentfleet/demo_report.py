@@ -65,7 +65,7 @@ def example_results(run: DemoRun, console: Console) -> None:
 
 
 def usage_table(run: DemoRun) -> tuple[Table, bool]:
-    """Tokens per model in the ledger beside what the simulator says it served."""
+    """Tokens per model in the ledger beside the counts the simulator reports."""
     served = run.simulator_stats()["models"]
     with run.sessions() as session:
         totals = usage_totals(session, "model", job_ids=[job.id for job in run.jobs])

@@ -1,4 +1,4 @@
-"""What producers and workers both derive from the settings: the agents and the broker."""
+"""The agent catalog, model targets and broker options that producers and workers share."""
 
 from dataclasses import dataclass
 from pathlib import Path

@@ -41,8 +41,14 @@ def _describe(path: str, message: str) -> str:
 
 
 def render_messages(agent: AgentSpec, job_input: dict[str, Any]) -> list[dict[str, str]]:
-    """Render the agent's prompt template into chat messages after its system prompt."""
-    user = _template(agent.prompt).render(**job_input)
+    """Render the agent's prompt template into chat messages after its system prompt.
+
+    Raises InvalidInput when the template cannot be rendered from this input.
+    """
+    try:
+        user = _template(agent.prompt).render(**job_input)
+    except jinja2.TemplateError as exc:
+        raise InvalidInput(agent.name, [f"prompt template failed: {exc}"]) from exc
     return [{"role": "system", "content": agent.system_prompt}, {"role": "user", "content": user}]
 
 

@@ -29,7 +29,7 @@ class ClaimedJob:
 
 @dataclass(frozen=True)
 class CallRecord:
-    """What a finished provider call used and cost; ``at`` is when it was made."""
+    """Usage and cost of one finished provider call; ``at`` is the time the call was made."""
 
     attempt_id: str
     provider: str

@@ -35,7 +35,7 @@ class JobRequest:
 
 @dataclass(frozen=True)
 class JobView:
-    """A job as its submitter sees it."""
+    """A job's state, result and timing, as returned to its submitter."""
 
     id: str
     tenant: str

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agents import AgentSpec, InvalidOutput, parse_output, render_messages
+from agents import AgentError, AgentSpec, InvalidOutput, parse_output, render_messages
 from agents.output import response_format
 from ledger.calls import (
     CallRecord,
@@ -21,6 +21,7 @@ from ledger.calls import (
 )
 from ledger.db import transaction
 from ledger.models import AttemptStatus
+from ledger.prices import UnknownPrice
 from ledger.types import utcnow
 from workers.providers.errors import ProviderError
 from workers.providers.openai_chat import ChatReply, ChatRequest
@@ -55,7 +56,14 @@ class JobRunner:
             log.info("job %s already finished or unknown; delivery skipped", job_id)
             return "skipped"
 
-        request = self._request(agent, job)
+        try:
+            request = self._request(agent, job)
+            target = self.runtime.target(agent.model)
+            self.runtime.prices.rates_at(target.provider, target.model, utcnow())
+        except (AgentError, UnknownPrice) as exc:
+            # Nothing was sent to the provider, so there is no usage to record.
+            return self._give_up(job, AttemptFailure(str(exc), retryable=False), attempts=0)
+
         failure = None
         attempts = 0
         for attempt in range(1, self.runtime.settings.max_attempts + 1):
@@ -172,8 +180,9 @@ class JobRunner:
         return True
 
     def _give_up(self, job: ClaimedJob, failure: AttemptFailure | None, attempts: int) -> str:
-        reason = failure.message if failure else "no attempt was made"
-        error = f"{reason} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})"
+        error = failure.message if failure else "no attempt was made"
+        if attempts:
+            error += f" (gave up after {attempts} attempt{'s' if attempts != 1 else ''})"
         with transaction(self.runtime.sessions) as session:
             failed = fail_job(session, job.id, error)
         log.warning("job %s tenant %s agent %s failed: %s", job.id, job.tenant_id, job.agent, error)

@@ -74,9 +74,9 @@ def _parse_rates(rates: tuple[str, ...]) -> dict[TokenKind, Decimal]:
     return parsed
 
 
-def _decimal_option(option: str, text: str, what: str | None = None) -> Decimal:
+def _decimal_option(option: str, text: str, label: str | None = None) -> Decimal:
     try:
-        return parse_decimal(text, what or option)
+        return parse_decimal(text, label or option)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
 

@@ -1,4 +1,4 @@
-"""What every command shares: settings with command-line overrides, the ledger, the client."""
+"""State shared by every command: settings with command-line overrides, the ledger, the client."""
 
 from dataclasses import dataclass, field
 from functools import cached_property

@@ -240,3 +240,19 @@ def test_rollup_task_writes_invoices(
         (invoice,) = list_invoices(session)
     # One million input tokens at the tenant's 0.30 per million.
     assert (invoice.tenant_id, invoice.total, invoice.status) == ("acme", Decimal("0.30"), "draft")
+
+
+def test_unpriced_model_fails_before_call(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session]
+) -> None:
+    runtime.settings.model_aliases["balanced"] = "openai:gpt-unpriced"
+    seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
+    job_id = submit(ledger)
+    assert JobRunner(runtime).run(job_id, "triage") == "failed"
+    assert seen == []
+    with ledger() as session:
+        job = get_job(session, job_id)
+        assert attempts_of(session, job_id) == []
+    assert job.error == (
+        "no price for openai:gpt-unpriced; add it to the price catalog and run 'agentfleet db upgrade'"
+    )
