@@ -59,7 +59,7 @@ def broker_config(settings: Settings) -> dict[str, Any]:
     """Return the Celery settings that connect to the configured broker."""
     if settings.uses_filesystem_broker:
         return {
-            "broker_url": "filesystem://",
+            "broker_url": "filesystem://localhost/",
             "broker_transport_options": filesystem_options(settings.broker_dir),
         }
     return {

@@ -1,8 +1,9 @@
 """The Celery application: broker, queues, routing and delivery settings."""
 
+import logging
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from agentfleet.fleet import broker_config, celery_queues, load_agents
 from agentfleet.settings import Settings
@@ -39,6 +40,12 @@ def create_app(settings: Settings) -> Celery:
         include=["workers.tasks"],
     )
     return app
+
+
+@signals.after_setup_logger.connect
+def _quiet_http_client_logs(**_: Any) -> None:
+    """Drop httpx's INFO line per request; the job log already records every call."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _beat_schedule(settings: Settings) -> dict[str, Any]:
