@@ -10,6 +10,7 @@ import re
 import shlex
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +23,7 @@ from flower.options import options as flower_options
 
 from agentfleet.cli import cli
 from agentfleet.fleet import load_agents
-from agentfleet.settings import Settings, get_settings
+from agentfleet.settings import Settings
 from agents import MAINTENANCE_QUEUE, AgentCatalog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,17 +39,13 @@ Env = dict[str, str]
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No AGENTFLEET_* variable and no .env file, so Settings() sees only what a test sets."""
-    _clear_settings_env(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def catalog(clean_env: None) -> AgentCatalog:
+def catalog() -> AgentCatalog:
+    """The built-in catalog, because tests/conftest.py removes AGENTFLEET_* variables."""
     return load_agents(Settings())
 
 
 def _clear_settings_env(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Remove every AGENTFLEET_* variable and change to a folder without a .env file."""
     monkeypatch.chdir(folder)
     for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:
         monkeypatch.delenv(name)
@@ -125,13 +122,13 @@ def _container_env(container: dict[str, Any]) -> Env:
     return {name: str(value) for name, value in env.items()}
 
 
+@dataclass(frozen=True, repr=False)
 class Process:
     """One program the files start: a compose service or a container of a Deployment or Job."""
 
-    def __init__(self, unit: str, argv: list[str], env: Env) -> None:
-        self.unit = unit
-        self.argv = argv
-        self.env = env
+    unit: str
+    argv: list[str]
+    env: Env
 
     def __repr__(self) -> str:
         return f"{self.unit}: {' '.join(self.argv)}"
@@ -155,7 +152,7 @@ class Process:
                 return self.argv[i + 1]
             if arg.startswith("--app="):
                 return arg.partition("=")[2]
-        raise AssertionError(f"{self}: no -A/--app")
+        raise AssertionError(f"{self}: missing -A/--app")
 
     @property
     def queues(self) -> list[str]:
@@ -164,7 +161,7 @@ class Process:
                 return self.argv[i + 1].split(",")
             if arg.startswith("--queues="):
                 return arg.partition("=")[2].split(",")
-        raise AssertionError(f"{self}: worker without -Q")
+        raise AssertionError(f"{self}: missing -Q")
 
     def after(self, subcommand: str) -> list[str]:
         return self.argv[self.argv.index(subcommand) + 1 :]
@@ -199,6 +196,7 @@ def _fleet(source: str) -> list[Process]:
 
 
 def _check_options(process: Process, command: click.Command, args: list[str]) -> None:
+    """Assert that each option in args is one of the command's, with an allowed choice."""
     params = {opt: p for p in command.params for opt in (*p.opts, *p.secondary_opts)}
     positional = []
     rest = iter(args)
@@ -209,7 +207,7 @@ def _check_options(process: Process, command: click.Command, args: list[str]) ->
         name, has_value, _ = arg.partition("=")
         assert name in params, f"{process}: {command.name} has no option {name}"
         param = params[name]
-        if isinstance(param, click.Option) and param.is_flag or has_value:
+        if (isinstance(param, click.Option) and param.is_flag) or has_value:
             continue
         value = next(rest)
         if isinstance(param.type, click.Choice):
@@ -241,15 +239,12 @@ def test_worker_per_queue(source: str, catalog: AgentCatalog) -> None:
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_celery_apps_import(source: str, clean_env: None) -> None:
+def test_celery_apps_import(source: str) -> None:
     processes = _celery(source)
     assert {p.celery_subcommand for p in processes} >= {"worker", "beat", "flower"}
-    try:
-        for process in processes:
-            module = importlib.import_module(process.celery_app)
-            assert hasattr(module, "app"), f"{process}: module has no Celery app"
-    finally:
-        get_settings.cache_clear()
+    for process in processes:
+        module = importlib.import_module(process.celery_app)
+        assert hasattr(module, "app"), f"{process}: module has no Celery app"
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -377,7 +372,8 @@ def test_keda_targets_and_lists(catalog: AgentCatalog) -> None:
         target = spec["scaleTargetRef"]["name"]
         assert target in deployments, f"{name}: no Deployment {target}"
         assert "replicas" not in deployments[target]["spec"], f"{target}: apply resets replicas"
-        assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"], name
+        assert spec["minReplicaCount"] >= 0, name
+        assert spec["maxReplicaCount"] >= spec["minReplicaCount"], name
         (trigger,) = spec["triggers"]
         assert trigger["type"] == "redis", name
         list_name = trigger["metadata"]["listName"]
