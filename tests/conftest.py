@@ -17,6 +17,7 @@ PG_ADMIN_URL = os.environ.get("AGENTFLEET_TEST_PG", "postgresql://postgres@127.0
 REDIS_URL = os.environ.get("AGENTFLEET_TEST_REDIS", "redis://127.0.0.1:6379/13")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REQUIRE_SERVICES = os.environ.get("AGENTFLEET_REQUIRE_SERVICES") == "1"
+REQUIRE_DATA = os.environ.get("AGENTFLEET_REQUIRE_DATA") == "1"
 
 
 def _unavailable(reason: str) -> None:
@@ -34,6 +35,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
         if name.startswith("AGENTFLEET_") and not name.startswith("AGENTFLEET_TEST"):
             monkeypatch.delenv(name)
     monkeypatch.delenv("AGENTFLEET_REQUIRE_SERVICES", raising=False)
+    monkeypatch.delenv("AGENTFLEET_REQUIRE_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     yield
@@ -94,7 +96,10 @@ def redis_url() -> Iterator[str]:
 def complaints_file() -> Path:
     path = SHARED_DATA / "complaints.jsonl"
     if not path.exists():
-        pytest.skip(f"{path} is missing: this clone has no ../shared/data next to it")
+        reason = f"{path} is missing: this clone has no ../shared/data next to it"
+        if REQUIRE_DATA:
+            pytest.fail(f"{reason} (AGENTFLEET_REQUIRE_DATA=1, so this is a failure)")
+        pytest.skip(reason)
     return path
 
 
