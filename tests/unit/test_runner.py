@@ -256,3 +256,28 @@ def test_unpriced_model_fails_before_call(
     assert job.error == (
         "no price for openai:gpt-unpriced; add it to the price catalog and run 'agentfleet db upgrade'"
     )
+
+
+def test_log_lines_name_job_and_attempt(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    scripted(
+        runtime,
+        [httpx.Response(502, text="bad gateway"), httpx.Response(400, text="no such model")],
+    )
+    job_id = submit(ledger)
+    with caplog.at_level("INFO", logger="workers.runner"):
+        JobRunner(runtime).run(job_id, "triage")
+    records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "workers.runner"]
+    assert records == [
+        ("INFO", f"job {job_id} tenant acme agent triage attempt 1 failed: HTTP 502: bad gateway"),
+        (
+            "INFO",
+            f"job {job_id} tenant acme agent triage attempt 2 failed: HTTP 400: no such model",
+        ),
+        (
+            "WARNING",
+            f"job {job_id} tenant acme agent triage failed: HTTP 400: no such model (gave up after 2 attempts)",
+        ),
+    ]
+    assert "simulator" not in caplog.text
