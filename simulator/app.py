@@ -1,68 +1,194 @@
-"""An OpenAI-compatible chat completions server that stands in for real LLM providers."""
+"""A local LLM provider: OpenAI chat completions and Anthropic Messages, with faults on demand."""
 
 import asyncio
 import json
 import random
-import time
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from simulator.content import reply_text
+from simulator import anthropic_api, openai_api
+from simulator.faults import FaultPlan, RetryAfterStyle, Step, load_script
+from simulator.replies import PromptCache, Reply, SimUsage
 from simulator.stats import ServedStats
-from simulator.tokens import count_messages, count_text, truncate
+
+# A request the simulator never answers is held at most this long, then dropped.
+HANG_LIMIT_S = 600.0
+JOB_HEADER = "x-agentfleet-job"
 
 
 @dataclass(frozen=True)
 class SimulatorConfig:
-    """Latency of every reply: ``latency_ms`` plus a uniform random part up to ``jitter_ms``."""
+    """Latency of every reply (``latency_ms`` plus up to ``jitter_ms`` at random) and faults.
+
+    ``fault_rates`` maps a fault kind (429, 500, 503, 529, hang, malformed, cut, slow) to
+    the fraction of requests that get it; ``script`` lists exact responses to serve first.
+    ``seed`` makes jitter and drawn faults repeatable.
+    """
 
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     seed: int | None = None
+    fault_rates: dict[str, float] = field(default_factory=dict)
+    script: Path | None = None
+    retry_after_s: float = 1.0
+    retry_after_style: RetryAfterStyle = "seconds"
+    slow_ms: float = 5000.0
 
 
-def create_app(config: SimulatorConfig | None = None) -> Starlette:
-    config = config or SimulatorConfig()
-    stats = ServedStats()
-    rng = random.Random(config.seed)
+@dataclass
+class Simulator:
+    config: SimulatorConfig
+    stats: ServedStats = field(default_factory=ServedStats)
+    cache: PromptCache = field(default_factory=PromptCache)
 
-    async def chat_completions(request: Request) -> JSONResponse:
-        if not request.headers.get("authorization", "").startswith("Bearer "):
-            stats.errors += 1
-            return _error(
-                401, "missing bearer token in the Authorization header", "invalid_api_key"
-            )
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.config.seed)
+        self.plan = FaultPlan(
+            rates=dict(self.config.fault_rates),
+            script=load_script(self.config.script) if self.config.script else [],
+            retry_after_s=self.config.retry_after_s,
+            retry_after_style=self.config.retry_after_style,
+            slow_ms=self.config.slow_ms,
+            rng=random.Random(self.rng.random()),
+        )
+
+    async def handle(self, request: Request, api: ModuleType) -> Response:
+        problem = api.auth_problem(request.headers)
+        if problem:
+            self.stats.fault("unauthorized")
+            return JSONResponse(api.error_body(401, problem), status_code=401)
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            stats.errors += 1
-            return _error(400, "request body is not valid JSON", "invalid_json")
-        problem = _request_problem(body)
+            body = None
+        problem = (
+            api.request_problem(body) if body is not None else "request body is not valid JSON"
+        )
         if problem:
-            stats.errors += 1
-            return _error(400, problem, "invalid_request")
+            self.stats.fault("invalid_request")
+            return JSONResponse(api.error_body(400, problem), status_code=400)
 
-        delay_ms = config.latency_ms + rng.uniform(0, config.jitter_ms)
+        job_id = request.headers.get(JOB_HEADER)
+        self.stats.arrival(body["model"], job_id)
+        step = self.plan.next_step()
+        await self._delay(step)
+        if step.fault == "status":
+            return self._error(api, step, job_id)
+        if step.fault == "hang":
+            return await self._hang(request)
+        return self._reply(api, body, step)
+
+    async def _delay(self, step: Step) -> None:
+        delay_ms = self.config.latency_ms + self.rng.uniform(0, self.config.jitter_ms)
+        if step.fault == "slow":
+            self.stats.fault("slow")
+            delay_ms += step.delay_ms
         if delay_ms > 0:
             await asyncio.sleep(delay_ms / 1000)
-        completion = _completion(body)
-        usage = completion["usage"]
-        stats.record(body["model"], usage["prompt_tokens"], usage["completion_tokens"])
-        return JSONResponse(completion)
+
+    def _error(self, api: ModuleType, step: Step, job_id: str | None) -> Response:
+        self.stats.fault(str(step.status))
+        wait_s = _retry_after_s(step.headers)
+        if wait_s is not None:
+            self.stats.asked_to_wait(job_id, wait_s)
+        body = (
+            step.body
+            if step.body is not None
+            else api.error_body(step.status, f"simulated HTTP {step.status}")
+        )
+        return JSONResponse(body, status_code=step.status, headers=step.headers)
+
+    async def _hang(self, request: Request) -> Response:
+        self.stats.fault("hang")
+        waited = 0.0
+        while waited < HANG_LIMIT_S and not await request.is_disconnected():
+            await asyncio.sleep(0.25)
+            waited += 0.25
+        return Response(status_code=504)
+
+    def _reply(self, api: ModuleType, body: dict[str, Any], step: Step) -> Response:
+        model = body["model"]
+        reply = api.make_reply(body, self.cache)
+        if step.usage is not None:
+            reply = Reply(
+                reply.text, usage_from_script(step.usage), reply.truncated, reply.json_value
+            )
+        if step.fault == "malformed":
+            self.stats.fault("malformed")
+            return Response(b'{"id": "truncated', media_type="application/json")
+        if body.get("stream"):
+            cut_after = step.after_events if step.fault == "cut" else None
+            if cut_after is not None:
+                self.stats.fault("cut")
+            events = api.stream_events(
+                body, reply, cut_after, lambda usage: self.stats.served(model, usage)
+            )
+            return StreamingResponse(events, media_type="text/event-stream")
+        full = api.response_body(body, reply)
+        if step.fault == "cut":
+            self.stats.fault("cut")
+            text = json.dumps(full)
+            return Response(text[: len(text) // 2].encode(), media_type="application/json")
+        self.stats.served(model, reply.usage)
+        return JSONResponse(full)
+
+
+def usage_from_script(raw: dict[str, int]) -> SimUsage:
+    """Read usage given in either API's field names."""
+    if "prompt_tokens" in raw:
+        cached = raw.get("cached_tokens", 0)
+        return SimUsage(
+            raw["prompt_tokens"] - cached,
+            cached,
+            0,
+            raw.get("completion_tokens", 0),
+            raw.get("reasoning_tokens", 0),
+        )
+    return SimUsage(
+        raw.get("input_tokens", 0),
+        raw.get("cache_read_input_tokens", 0),
+        raw.get("cache_creation_input_tokens", 0),
+        raw.get("output_tokens", 0),
+        0,
+    )
+
+
+def _retry_after_s(headers: dict[str, str]) -> float | None:
+    if "retry-after-ms" in headers:
+        return float(headers["retry-after-ms"]) / 1000
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+
+
+def create_app(config: SimulatorConfig | None = None) -> Starlette:
+    simulator = Simulator(config or SimulatorConfig())
+
+    async def chat_completions(request: Request) -> Response:
+        return await simulator.handle(request, openai_api)
+
+    async def messages(request: Request) -> Response:
+        return await simulator.handle(request, anthropic_api)
 
     async def get_stats(_: Request) -> JSONResponse:
-        return JSONResponse(stats.as_dict())
+        return JSONResponse(simulator.stats.as_dict())
 
     async def reset_stats(_: Request) -> JSONResponse:
-        stats.models.clear()
-        stats.errors = 0
-        return JSONResponse(stats.as_dict())
+        simulator.stats.reset()
+        return JSONResponse(simulator.stats.as_dict())
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -70,76 +196,9 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", messages, methods=["POST"]),
             Route("/stats", get_stats, methods=["GET"]),
             Route("/stats/reset", reset_stats, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ]
-    )
-
-
-def _request_problem(body: Any) -> str | None:
-    if not isinstance(body, dict):
-        return "request body must be a JSON object"
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return "'model' is required"
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return "'messages' must be a non-empty list"
-    if not all(isinstance(m, dict) and "role" in m for m in messages):
-        return "every message needs a 'role'"
-    return None
-
-
-def _completion(body: dict[str, Any]) -> dict[str, Any]:
-    messages = body["messages"]
-    user_text = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
-    text = reply_text(user_text, _json_schema(body.get("response_format")))
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    cut = False
-    if isinstance(max_tokens, int) and max_tokens > 0:
-        text, cut = truncate(text, max_tokens)
-
-    prompt_tokens = count_messages(messages)
-    completion_tokens = count_text(text)
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": body["model"],
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "length" if cut else "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": 0,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
-        },
-        "system_fingerprint": "fp_agentfleet_simulator",
-    }
-
-
-def _json_schema(response_format: Any) -> dict[str, Any] | None:
-    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
-        return None
-    schema = response_format.get("json_schema", {}).get("schema")
-    return schema if isinstance(schema, dict) else None
-
-
-def _error(status: int, message: str, code: str) -> JSONResponse:
-    kind = "authentication_error" if status == 401 else "invalid_request_error"
-    return JSONResponse(
-        {"error": {"message": message, "type": kind, "param": None, "code": code}},
-        status_code=status,
     )

@@ -39,3 +39,17 @@ def truncate(text: str, max_tokens: int) -> tuple[str, bool]:
     if len(matches) <= max_tokens:
         return text, False
     return text[: matches[max_tokens - 1].end()], True
+
+
+def chunks(text: str, tokens_per_chunk: int = 4) -> list[str]:
+    """Split text into stream pieces of a few tokens each; joined, they give the text back."""
+    ends = [match.end() for match in _TOKEN.finditer(text)][
+        tokens_per_chunk - 1 :: tokens_per_chunk
+    ]
+    pieces, start = [], 0
+    for end in ends:
+        pieces.append(text[start:end])
+        start = end
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces

@@ -12,6 +12,7 @@ from agentfleet.fleet import load_agents, resolve_alias
 from ledger.db import transaction
 from ledger.migrate import current_revision, downgrade, head_revision, upgrade
 from ledger.prices import load_price_catalog, sync_prices
+from simulator.faults import RetryAfterStyle
 
 
 @click.group()
@@ -69,14 +70,75 @@ def db_current(ctx: CliContext) -> None:
     show_default=True,
     help="extra random delay of up to this many milliseconds",
 )
-@click.option("--seed", type=int, help="seed of the random jitter, for repeatable runs")
-def simulator(host: str, port: int, latency_ms: float, jitter_ms: float, seed: int | None) -> None:
-    """Serve an OpenAI-compatible provider simulator with GET /stats of what it served."""
+@click.option("--seed", type=int, help="seed of jitter and drawn faults, for repeatable runs")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND=RATE",
+    help="fraction of requests that get a fault: 429, 500, 503, 529, hang, malformed, "
+    "cut or slow (repeatable), e.g. --fault 429=0.2",
+)
+@click.option(
+    "--script",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="JSON Lines file of exact responses to serve first, one per request",
+)
+@click.option(
+    "--retry-after",
+    "retry_after_s",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="seconds a drawn 429 asks the client to wait",
+)
+@click.option(
+    "--retry-after-style",
+    type=click.Choice(["seconds", "date", "ms", "none"]),
+    default="seconds",
+    show_default=True,
+    help="how a drawn 429 says it: Retry-After seconds or HTTP date, or retry-after-ms",
+)
+@click.option(
+    "--slow-ms",
+    type=click.FloatRange(min=0),
+    default=5000.0,
+    show_default=True,
+    help="extra delay of a 'slow' fault",
+)
+def simulator(
+    host: str,
+    port: int,
+    latency_ms: float,
+    jitter_ms: float,
+    seed: int | None,
+    faults: tuple[str, ...],
+    script: Path | None,
+    retry_after_s: float,
+    retry_after_style: RetryAfterStyle,
+    slow_ms: float,
+) -> None:
+    """Serve a provider simulator: OpenAI chat completions at /v1/chat/completions and
+    Anthropic Messages at /v1/messages, with GET /stats of everything it served."""
     from simulator.app import SimulatorConfig
+    from simulator.faults import ScriptError, load_script, parse_rates
     from simulator.server import serve
 
-    click.echo(f"simulator on http://{host}:{port}/v1 (stats at /stats)", err=True)
-    serve(host, port, SimulatorConfig(latency_ms, jitter_ms, seed))
+    try:
+        rates = parse_rates(list(faults))
+        if script is not None:
+            load_script(script)
+    except (ValueError, ScriptError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    config = SimulatorConfig(
+        latency_ms, jitter_ms, seed, rates, script, retry_after_s, retry_after_style, slow_ms
+    )
+    click.echo(
+        f"simulator on http://{host}:{port} (OpenAI /v1/chat/completions, "
+        "Anthropic /v1/messages, stats at /stats)",
+        err=True,
+    )
+    serve(host, port, config)
 
 
 @click.command("agents")

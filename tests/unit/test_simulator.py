@@ -75,13 +75,13 @@ def test_stats_count_every_call() -> None:
         stats = simulator_stats(base)
         reset = httpx.post(f"{base}/stats/reset").json()
     assert stats["calls"] == 3
-    assert stats["errors"] == 1
+    assert stats["faults"] == {"invalid_request": 1}
     assert stats["models"]["m1"]["calls"] == 2
     assert stats["models"]["m1"]["prompt_tokens"] == sum(
         r["usage"]["prompt_tokens"] for r in replies[:2]
     )
     assert stats["models"]["m2"]["completion_tokens"] == replies[2]["usage"]["completion_tokens"]
-    assert reset == {"calls": 0, "errors": 0, "models": {}}
+    assert reset == {"calls": 0, "faults": {}, "early_calls": 0, "models": {}}
 
 
 def test_bad_requests_get_openai_errors() -> None:
@@ -91,7 +91,7 @@ def test_bad_requests_get_openai_errors() -> None:
         not_json = httpx.post(url, content=b"{", headers=AUTH)
         no_messages = httpx.post(url, json={"model": "m", "messages": []}, headers=AUTH)
     assert no_auth.status_code == 401
-    assert no_auth.json()["error"]["type"] == "authentication_error"
+    assert no_auth.json()["error"]["message"] == "missing bearer token in the Authorization header"
     assert not_json.status_code == 400
     assert no_messages.status_code == 400
     assert no_messages.json()["error"]["message"] == "'messages' must be a non-empty list"

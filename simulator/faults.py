@@ -1,0 +1,146 @@
+"""Faults the simulator injects: drawn at configured rates, or read in order from a script.
+
+A script is a JSON Lines file; each line is the response to the next request, e.g.::
+
+    {"status": 429, "headers": {"retry-after": "2"}}
+    {"status": 503}
+    {"fault": "hang"}
+    {"fault": "malformed"}
+    {"fault": "cut", "after_events": 2}
+    {"fault": "slow", "delay_ms": 1500}
+    {"usage": {"prompt_tokens": 1200, "completion_tokens": 40, "cached_tokens": 1024}}
+
+A line without ``status`` or ``fault`` answers normally, with its ``usage`` if given.
+When the script runs out, the configured rates apply again.
+"""
+
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any, Literal
+
+FaultKind = Literal["status", "hang", "malformed", "cut", "slow"]
+RATE_KINDS = ("429", "500", "503", "529", "hang", "malformed", "cut", "slow")
+RetryAfterStyle = Literal["seconds", "date", "ms", "none"]
+
+
+class ScriptError(ValueError):
+    """Raised when a fault script line is not a valid step."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """How to answer one request."""
+
+    fault: FaultKind | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    usage: dict[str, int] | None = None
+    delay_ms: float = 0.0
+    after_events: int = 1
+
+
+NORMAL = Step()
+
+
+@dataclass
+class FaultPlan:
+    rates: dict[str, float] = field(default_factory=dict)
+    script: list[Step] = field(default_factory=list)
+    retry_after_s: float = 1.0
+    retry_after_style: RetryAfterStyle = "seconds"
+    slow_ms: float = 5000.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next_step(self) -> Step:
+        if self.script:
+            return self.script.pop(0)
+        draw = self.rng.random()
+        for kind in RATE_KINDS:
+            draw -= self.rates.get(kind, 0.0)
+            if draw < 0:
+                return self._drawn(kind)
+        return NORMAL
+
+    def _drawn(self, kind: str) -> Step:
+        if kind.isdigit():
+            headers = (
+                retry_after_headers(self.retry_after_s, self.retry_after_style)
+                if kind == "429"
+                else {}
+            )
+            return Step(fault="status", status=int(kind), headers=headers)
+        if kind == "slow":
+            return Step(fault="slow", delay_ms=self.slow_ms)
+        fault: FaultKind = "hang" if kind == "hang" else "cut" if kind == "cut" else "malformed"
+        return Step(fault=fault)
+
+
+def retry_after_headers(seconds: float, style: RetryAfterStyle) -> dict[str, str]:
+    if style == "ms":
+        return {"retry-after-ms": str(int(seconds * 1000))}
+    if style == "date":
+        # HTTP dates have whole seconds, so the date is rounded up to keep the full wait.
+        when = datetime.now(UTC) + timedelta(seconds=seconds + 1)
+        return {"retry-after": format_datetime(when.replace(microsecond=0), usegmt=True)}
+    if style == "seconds":
+        return {"retry-after": str(max(1, round(seconds)))}
+    return {}
+
+
+def parse_rates(pairs: list[str]) -> dict[str, float]:
+    """Parse ``KIND=RATE`` pairs such as ``429=0.2``; rates are fractions of requests."""
+    rates: dict[str, float] = {}
+    for pair in pairs:
+        kind, sep, value = pair.partition("=")
+        if not sep or kind not in RATE_KINDS:
+            raise ValueError(
+                f"fault {pair!r}: expected KIND=RATE with KIND one of {', '.join(RATE_KINDS)}"
+            )
+        try:
+            rate = float(value)
+        except ValueError:
+            raise ValueError(f"fault {pair!r}: rate {value!r} is not a number") from None
+        if not 0 <= rate <= 1:
+            raise ValueError(f"fault {pair!r}: rate must be between 0 and 1")
+        rates[kind] = rate
+    if sum(rates.values()) > 1:
+        raise ValueError(f"fault rates add up to {sum(rates.values()):g}, more than 1")
+    return rates
+
+
+def load_script(path: Path) -> list[Step]:
+    steps = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            steps.append(parse_step(line, f"{path} line {number}"))
+    return steps
+
+
+def parse_step(line: str, where: str) -> Step:
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ScriptError(f"{where}: invalid JSON: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise ScriptError(f"{where}: expected a JSON object")
+    named = raw.get("fault")
+    if named not in (None, "hang", "malformed", "cut", "slow"):
+        raise ScriptError(f"{where}: unknown fault {named!r}; use hang, malformed, cut or slow")
+    status = int(raw.get("status", 200))
+    fault: FaultKind | None = named
+    if fault is None and status != 200:
+        fault = "status"
+    return Step(
+        fault=fault,
+        status=status,
+        headers={str(k).lower(): str(v) for k, v in raw.get("headers", {}).items()},
+        body=raw.get("body"),
+        usage=raw.get("usage"),
+        delay_ms=float(raw.get("delay_ms", 5000.0)),
+        after_events=int(raw.get("after_events", 1)),
+    )
