@@ -24,15 +24,15 @@ class Target:
         return f"{self.provider}:{self.model}"
 
 
-def resolve_alias(settings: Settings, alias: str) -> Target:
-    target = settings.model_aliases.get(alias)
-    if target is None:
+def resolve_alias(settings: Settings, alias: str) -> list[Target]:
+    """Return the alias's targets in the order they are tried."""
+    targets = settings.model_aliases.get(alias)
+    if targets is None:
         raise CatalogError(
             f"unknown model alias {alias!r}; configured aliases: "
             f"{', '.join(sorted(settings.model_aliases))} (AGENTFLEET_MODEL_ALIASES)"
         )
-    provider, _, model = target.partition(":")
-    return Target(provider, model)
+    return [Target(*target.split(":", 1)) for target in targets]
 
 
 def load_agents(settings: Settings) -> AgentCatalog:

@@ -24,10 +24,15 @@ class ProviderSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    api: Literal["openai"] = "openai"
-    base_url: str = Field(description="API root, for example https://api.openai.com/v1")
+    api: Literal["openai", "anthropic"] = Field(
+        default="openai", description="openai (chat completions) or anthropic (Messages API)"
+    )
+    base_url: str = Field(
+        description="API root: https://api.openai.com/v1 or https://api.anthropic.com"
+    )
     api_key: SecretStr
     timeout_s: float = Field(default=60.0, gt=0, description="per-request timeout")
+    stream: bool = Field(default=False, description="stream replies as server-sent events")
 
     @field_validator("base_url")
     @classmethod
@@ -45,6 +50,15 @@ class ProviderSettings(BaseModel):
                 "this machine; set the provider's real API key"
             )
         return self
+
+
+class RateLimit(BaseModel):
+    """Fleet-wide limits of one provider model; 0 or unset means no limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int = Field(default=0, ge=0, description="requests per minute")
+    tpm: int = Field(default=0, ge=0, description="tokens per minute, prompt and output")
 
 
 class AgentOverride(BaseModel):
@@ -68,18 +82,22 @@ def _is_loopback(url: str) -> bool:
 
 
 def _default_providers() -> dict[str, ProviderSettings]:
+    """Both APIs of the bundled simulator on its default port."""
+    key = SecretStr(SIMULATOR_API_KEY)
     return {
-        "openai": ProviderSettings(
-            base_url="http://127.0.0.1:8088/v1", api_key=SecretStr(SIMULATOR_API_KEY)
-        )
+        "openai": ProviderSettings(base_url="http://127.0.0.1:8088/v1", api_key=key),
+        "anthropic": ProviderSettings(
+            api="anthropic", base_url="http://127.0.0.1:8088", api_key=key
+        ),
     }
 
 
-def _default_aliases() -> dict[str, str]:
+def _default_aliases() -> dict[str, list[str]]:
     return {
-        "fast": "openai:gpt-4.1-nano",
-        "balanced": "openai:gpt-4o-mini",
-        "smart": "openai:gpt-4.1",
+        "fast": ["openai:gpt-4.1-nano"],
+        "balanced": ["openai:gpt-4o-mini"],
+        "smart": ["openai:gpt-4.1"],
+        "claude": ["anthropic:claude-haiku-4-5"],
     }
 
 
@@ -108,11 +126,26 @@ class Settings(BaseSettings):
         default=None, description="provider price catalog TOML; the built-in catalog when unset"
     )
     providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
-    model_aliases: dict[str, str] = Field(
-        default_factory=_default_aliases, description="alias -> 'provider:model'"
+    model_aliases: dict[str, list[str]] = Field(
+        default_factory=_default_aliases,
+        description="alias -> ordered 'provider:model' targets; later ones are fallbacks",
     )
     agent_overrides: dict[str, AgentOverride] = Field(default_factory=dict)
-    max_attempts: int = Field(default=4, ge=1, le=20, description="provider attempts per job")
+    max_attempts: int = Field(
+        default=4, ge=1, le=20, description="attempts per provider target of a job"
+    )
+    requeue_after_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="a retry or rate-limit wait longer than this re-enqueues the job",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for rate limits and the response cache; the broker if it is Redis",
+    )
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=dict, description="'provider:model' -> requests and tokens per minute"
+    )
     backoff_base_s: float = Field(default=0.5, gt=0, description="first retry delay before jitter")
     backoff_cap_s: float = Field(default=20.0, gt=0, description="maximum retry delay")
     worker_concurrency: int = Field(
@@ -129,21 +162,65 @@ class Settings(BaseSettings):
         default=3600, ge=60, description="Redis redelivery timeout of unacknowledged jobs"
     )
 
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _keep_default_providers(cls, value: object) -> object:
+        """Add the simulator providers that the given ones do not replace by name."""
+        if isinstance(value, dict):
+            return {**_default_providers(), **value}
+        return value
+
+    @field_validator("model_aliases", mode="before")
+    @classmethod
+    def _single_targets_as_lists(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {alias: [t] if isinstance(t, str) else t for alias, t in value.items()}
+        return value
+
     @model_validator(mode="after")
     def _aliases_name_providers(self) -> "Settings":
-        for alias, target in self.model_aliases.items():
-            provider, sep, model = target.partition(":")
-            if not sep or not model:
-                raise ValueError(
-                    f"model_aliases[{alias!r}] = {target!r}; expected 'provider:model', "
-                    "for example 'openai:gpt-4o-mini'"
-                )
-            if provider not in self.providers:
-                raise ValueError(
-                    f"model_aliases[{alias!r}] names provider {provider!r}; "
-                    f"configured providers: {', '.join(sorted(self.providers))}"
-                )
+        for alias, targets in self.model_aliases.items():
+            if not targets:
+                raise ValueError(f"model_aliases[{alias!r}] is empty; give at least one target")
+            for target in targets:
+                self._check_target(alias, target)
         return self
+
+    @model_validator(mode="after")
+    def _rate_limits_need_redis(self) -> "Settings":
+        for target in self.rate_limits:
+            provider, sep, _ = target.partition(":")
+            if not sep or provider not in self.providers:
+                raise ValueError(
+                    f"rate_limits key {target!r}: expected 'provider:model' "
+                    "with a configured provider"
+                )
+        if self.rate_limits and self.shared_redis_url is None:
+            raise ValueError(
+                "rate_limits are enforced through Redis; set AGENTFLEET_REDIS_URL "
+                "or use a redis:// broker"
+            )
+        return self
+
+    def _check_target(self, alias: str, target: str) -> None:
+        provider, sep, model = target.partition(":")
+        if not sep or not model:
+            raise ValueError(
+                f"model_aliases[{alias!r}] target {target!r}; expected 'provider:model', "
+                "for example 'openai:gpt-4o-mini'"
+            )
+        if provider not in self.providers:
+            raise ValueError(
+                f"model_aliases[{alias!r}] names provider {provider!r}; "
+                f"configured providers: {', '.join(sorted(self.providers))}"
+            )
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """The Redis that holds fleet-wide state: redis_url, else a Redis broker."""
+        if self.redis_url:
+            return self.redis_url
+        return self.broker_url if self.broker_url.startswith(("redis://", "rediss://")) else None
 
     @property
     def uses_filesystem_broker(self) -> bool:

@@ -37,6 +37,8 @@ class CallRecord:
     usage: TokenUsage
     cost: CallCost
     at: datetime
+    partial: bool = False
+    cache_hit: bool = False
 
 
 def claim_job(session: Session, job_id: str, time_limit_s: float) -> ClaimedJob | None:
@@ -113,6 +115,8 @@ def record_usage(session: Session, job: ClaimedJob, call: CallRecord, *, billabl
         "cost": call.cost.amount,
         "currency": call.cost.currency,
         "billable": billable,
+        "partial": call.partial,
+        "cache_hit": call.cache_hit,
         "created_at": call.at,
     }
     insert = insert_ignoring_conflicts(session, UsageRecord.__table__, "attempt_id").returning(

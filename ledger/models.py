@@ -17,7 +17,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -83,6 +85,8 @@ class Plan(Base):
     kind: Mapped[str] = mapped_column(String(16))
     currency: Mapped[str] = mapped_column(String(3))
     markup: Mapped[Decimal | None] = mapped_column(ExactDecimal(6, precision=12))
+    # Whether a reply served from the response cache is billed like the call it replaces.
+    bill_cache_hits: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -184,6 +188,10 @@ class UsageRecord(Base):
     cost: Mapped[Decimal] = mapped_column(ExactDecimal(COST_SCALE))
     currency: Mapped[str] = mapped_column(String(3))
     billable: Mapped[bool] = mapped_column(Boolean)
+    # The call failed mid-stream; the counts are what the provider reported before it did.
+    partial: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The reply came from the response cache: no provider call, so no provider cost.
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -191,7 +199,16 @@ class Price(Base):
     """A provider's list price for one token kind of one model, from a date on."""
 
     __tablename__ = "prices"
-    __table_args__ = (UniqueConstraint("provider", "model", "token_kind", "effective_from"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "provider",
+            "model",
+            "token_kind",
+            "effective_from",
+            "above_input_tokens",
+            name="uq_prices_model_kind_from_tier",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     provider: Mapped[str] = mapped_column(String(64))
@@ -200,6 +217,8 @@ class Price(Base):
     price_per_mtok: Mapped[Decimal] = mapped_column(ExactDecimal(RATE_SCALE, precision=18))
     currency: Mapped[str] = mapped_column(String(3))
     effective_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Long-context tier: the price applies to calls whose prompt has more tokens than this.
+    above_input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Invoice(Base):

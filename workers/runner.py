@@ -1,17 +1,26 @@
-"""The life of one agent job inside a worker: claim, call the provider, record, complete."""
+"""The life of one agent job inside a worker: claim, call providers, record, complete.
+
+A job tries its model alias's targets in order. Each target gets up to
+``max_attempts`` attempts, spread over retries with backoff; when they are used up on
+retryable errors, the next target is tried. A provider's refusal of the request itself
+(other 4xx) fails the job at once. Attempts are counted in the ledger, so a job that
+was re-enqueued to wait out a long delay resumes where it stopped.
+"""
 
 import logging
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from agentfleet.fleet import Target
 from agents import AgentError, AgentSpec, InvalidOutput, parse_output, render_messages
-from agents.output import response_format
 from ledger.calls import (
     CallRecord,
     ClaimedJob,
+    attempts_of,
     claim_job,
     close_attempt,
     complete_job,
@@ -23,12 +32,22 @@ from ledger.db import transaction
 from ledger.models import AttemptStatus
 from ledger.prices import UnknownPrice
 from ledger.types import utcnow
+from ledger.usage import TokenUsage
+from workers.providers.base import ChatReply, ChatRequest
 from workers.providers.errors import ProviderError
-from workers.providers.openai_chat import ChatReply, ChatRequest
 from workers.retry import backoff_delay_s
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
+
+
+class RequeueJob(Exception):
+    """Raised when a job must wait longer than a worker slot should be held; the task
+    sends it back to its queue with this countdown."""
+
+    def __init__(self, countdown_s: float, reason: str) -> None:
+        super().__init__(f"re-enqueued for {countdown_s:.1f} s: {reason}")
+        self.countdown_s = countdown_s
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,18 @@ class AttemptFailure:
     retry_after_s: float | None = None
 
 
+@dataclass
+class JobContext:
+    agent: AgentSpec
+    job: ClaimedJob
+    messages: list[dict[str, str]]
+    used: Counter[Target]
+
+    @property
+    def attempts(self) -> int:
+        return sum(self.used.values())
+
+
 class JobRunner:
     """Runs agent jobs with the resources of one worker process."""
 
@@ -48,144 +79,223 @@ class JobRunner:
         self.rng = rng or random.Random()
 
     def run(self, job_id: str, agent_name: str) -> str:
-        """Run a job to a final state; return that state, or 'skipped' for a finished job."""
+        """Run a job to a final state and return it, or 'skipped' for a finished job.
+
+        Raises RequeueJob when the next attempt must wait longer than ``requeue_after_s``.
+        """
         agent = self.runtime.agents[agent_name]
         with transaction(self.runtime.sessions) as session:
             job = claim_job(session, job_id, agent.time_limit_s)
+            previous = attempts_of(session, job_id) if job else []
         if job is None:
             log.info("job %s already finished or unknown; delivery skipped", job_id)
             return "skipped"
 
+        targets = self.runtime.targets(agent.model)
         try:
-            request = self._request(agent, job)
-            target = self.runtime.target(agent.model)
-            self.runtime.prices.rates_at(target.provider, target.model, utcnow())
+            messages = self._prepare(agent, job, targets)
         except (AgentError, UnknownPrice) as exc:
-            # Nothing was sent to the provider, so there is no usage to record.
-            return self._give_up(job, AttemptFailure(str(exc), retryable=False), attempts=0)
+            # Nothing was sent to a provider, so there is no usage to record.
+            return self._give_up(JobContext(agent, job, [], Counter()), str(exc))
+        used = Counter(Target(a.provider, a.model) for a in previous)
+        return self._run_targets(JobContext(agent, job, messages, used), targets)
 
-        failure = None
-        attempts = 0
-        for attempt in range(1, self.runtime.settings.max_attempts + 1):
-            if attempt > 1 and not self._wait_before_retry(job, attempt - 1, failure):
-                break
-            attempts = attempt
-            failure = self._attempt(agent, job, request, attempt)
-            if failure is None:
-                return "succeeded"
-            if not failure.retryable:
-                break
-        return self._give_up(job, failure, attempts)
+    def _prepare(
+        self, agent: AgentSpec, job: ClaimedJob, targets: list[Target]
+    ) -> list[dict[str, str]]:
+        """Render the prompt and check every target has a price, before any call is made."""
+        messages = render_messages(agent, job.input)
+        for target in targets:
+            self.runtime.prices.rates_at(target.provider, target.model, utcnow())
+        return messages
 
-    def _request(self, agent: AgentSpec, job: ClaimedJob) -> ChatRequest:
-        return ChatRequest(
-            model=self.runtime.target(agent.model).model,
-            messages=render_messages(agent, job.input),
-            max_tokens=agent.max_tokens,
-            temperature=agent.temperature,
-            response_format=response_format(agent),
+    def _run_targets(self, ctx: JobContext, targets: list[Target]) -> str:
+        budget = self.runtime.settings.max_attempts
+        failure: AttemptFailure | None = None
+        for target in targets:
+            retries = 0
+            while ctx.used[target] < budget:
+                if (
+                    retries
+                    and failure is not None
+                    and not self._wait_before_retry(ctx, retries, failure)
+                ):
+                    return self._give_up(ctx, failure.message)
+                failure = self._attempt(ctx, target)
+                if failure is None:
+                    return "succeeded"
+                ctx.used[target] += 1
+                retries += 1
+                if not failure.retryable:
+                    return self._give_up(ctx, failure.message)
+            if target is not targets[-1]:
+                log.info(
+                    "job %s agent %s: target %s used up its %d attempts; falling back",
+                    ctx.job.id,
+                    ctx.job.agent,
+                    target,
+                    budget,
+                )
+        return self._give_up(
+            ctx, failure.message if failure else "every target used up its attempts"
         )
 
-    def _attempt(
-        self, agent: AgentSpec, job: ClaimedJob, request: ChatRequest, number: int
-    ) -> AttemptFailure | None:
+    def _attempt(self, ctx: JobContext, target: Target) -> AttemptFailure | None:
         """Make one provider call and record it; return None when the job succeeded."""
-        target = self.runtime.target(agent.model)
-        remaining_s = _remaining_s(job)
-        if remaining_s <= 0:
-            return AttemptFailure(f"deadline of {agent.time_limit_s:g} s passed", retryable=False)
-
-        with transaction(self.runtime.sessions) as session:
-            attempt_id = open_attempt(session, job.id, target.provider, target.model)
-        started_at = utcnow()
-        timeout_s = min(self.runtime.settings.providers[target.provider].timeout_s, remaining_s)
-        try:
-            reply = self.runtime.provider_client(target.provider).complete(request, timeout_s)
-        except ProviderError as exc:
-            self._record_failed_call(attempt_id, exc)
-            log.info(
-                "job %s tenant %s agent %s attempt %d failed: %s",
-                job.id,
-                job.tenant_id,
-                job.agent,
-                number,
-                exc,
+        remaining_s = _remaining_s(ctx.job)
+        if remaining_s <= 0 or not self._wait_for_rate_limit(ctx, target):
+            return AttemptFailure(
+                f"deadline of {ctx.agent.time_limit_s:g} s passed", retryable=False
             )
-            return AttemptFailure(str(exc), exc.retryable, exc.retry_after_s)
 
-        call = self._call_record(attempt_id, target.provider, target.model, reply, started_at)
-        return self._finish_call(agent, job, call, reply, number)
+        request = self._request(ctx, target)
+        with transaction(self.runtime.sessions) as session:
+            attempt_id = open_attempt(session, ctx.job.id, target.provider, target.model)
+        started_at = utcnow()
+        provider = self.runtime.settings.providers[target.provider]
+        try:
+            reply = self.runtime.provider_client(target.provider).complete(
+                request, min(provider.timeout_s, _remaining_s(ctx.job))
+            )
+        except ProviderError as exc:
+            return self._failed_call(ctx, target, attempt_id, started_at, exc)
+        call = self._call_record(attempt_id, target, reply.usage, started_at)
+        return self._finish_call(ctx, call, reply)
+
+    def _request(self, ctx: JobContext, target: Target) -> ChatRequest:
+        agent = ctx.agent
+        return ChatRequest(
+            model=target.model,
+            messages=ctx.messages,
+            max_tokens=agent.max_tokens,
+            temperature=agent.temperature,
+            json_schema=agent.output.json_schema,
+            schema_name=agent.name.replace("-", "_"),
+            stream=self.runtime.settings.providers[target.provider].stream,
+            job_id=ctx.job.id,
+        )
 
     def _call_record(
-        self, attempt_id: str, provider: str, model: str, reply: ChatReply, at: datetime
+        self,
+        attempt_id: str,
+        target: Target,
+        usage: TokenUsage,
+        at: datetime,
+        partial: bool = False,
     ) -> CallRecord:
-        cost = self.runtime.prices.cost(provider, model, reply.usage, at)
-        return CallRecord(attempt_id, provider, model, reply.usage, cost, at)
+        cost = self.runtime.prices.cost(target.provider, target.model, usage, at)
+        return CallRecord(
+            attempt_id, target.provider, target.model, usage, cost, at, partial=partial
+        )
+
+    def _failed_call(
+        self, ctx: JobContext, target: Target, attempt_id: str, at: datetime, exc: ProviderError
+    ) -> AttemptFailure:
+        with transaction(self.runtime.sessions) as session:
+            if exc.usage is not None:
+                partial = self._call_record(attempt_id, target, exc.usage, at, partial=True)
+                record_usage(session, ctx.job, partial, billable=False)
+            close_attempt(
+                session, attempt_id, AttemptStatus.FAILED, http_status=exc.status, error=str(exc)
+            )
+        if exc.status == 429 and exc.retry_after_s:
+            self.runtime.limiter.pause(target, exc.retry_after_s)
+        log.info(
+            "job %s tenant %s agent %s attempt %d on %s failed: %s",
+            ctx.job.id,
+            ctx.job.tenant_id,
+            ctx.job.agent,
+            ctx.attempts + 1,
+            target,
+            exc,
+        )
+        return AttemptFailure(str(exc), exc.retryable, exc.retry_after_s)
 
     def _finish_call(
-        self, agent: AgentSpec, job: ClaimedJob, call: CallRecord, reply: ChatReply, number: int
+        self, ctx: JobContext, call: CallRecord, reply: ChatReply
     ) -> AttemptFailure | None:
+        number = ctx.attempts + 1
         try:
-            result: Any = parse_output(agent, reply.content)
+            result: Any = parse_output(ctx.agent, reply.content)
         except InvalidOutput as exc:
             with transaction(self.runtime.sessions) as session:
-                record_usage(session, job, call, billable=False)
+                record_usage(session, ctx.job, call, billable=False)
                 close_attempt(
                     session, call.attempt_id, AttemptStatus.FAILED, http_status=200, error=str(exc)
                 )
             log.info(
                 "job %s tenant %s agent %s attempt %d: %s",
-                job.id,
-                job.tenant_id,
-                job.agent,
+                ctx.job.id,
+                ctx.job.tenant_id,
+                ctx.job.agent,
                 number,
                 exc,
             )
             return AttemptFailure(str(exc), retryable=True)
 
         with transaction(self.runtime.sessions) as session:
-            completed = complete_job(session, job, call, result)
+            completed = complete_job(session, ctx.job, call, result)
         if not completed:
             log.warning(
-                "job %s finished elsewhere first; attempt %d recorded as cost only", job.id, number
+                "job %s finished elsewhere first; attempt %d recorded as cost only",
+                ctx.job.id,
+                number,
             )
         log.info(
             "job %s tenant %s agent %s succeeded on attempt %d (%d prompt, %d output tokens)",
-            job.id,
-            job.tenant_id,
-            job.agent,
+            ctx.job.id,
+            ctx.job.tenant_id,
+            ctx.job.agent,
             number,
             call.usage.prompt_tokens,
             call.usage.output_tokens,
         )
         return None
 
-    def _record_failed_call(self, attempt_id: str, exc: ProviderError) -> None:
-        with transaction(self.runtime.sessions) as session:
-            close_attempt(
-                session, attempt_id, AttemptStatus.FAILED, http_status=exc.status, error=str(exc)
-            )
-
-    def _wait_before_retry(
-        self, job: ClaimedJob, retry: int, failure: AttemptFailure | None
-    ) -> bool:
-        """Sleep before a retry; False when the wait would pass the job's deadline."""
+    def _wait_before_retry(self, ctx: JobContext, retry: int, failure: AttemptFailure) -> bool:
+        """Wait out backoff and Retry-After; False when the wait would pass the deadline."""
         settings = self.runtime.settings
         delay_s = backoff_delay_s(retry, settings.backoff_base_s, settings.backoff_cap_s, self.rng)
-        if failure is not None and failure.retry_after_s is not None:
+        if failure.retry_after_s is not None:
             delay_s = max(delay_s, failure.retry_after_s)
-        if delay_s >= _remaining_s(job):
+        return self._sleep(ctx, delay_s, failure.message)
+
+    def _wait_for_rate_limit(self, ctx: JobContext, target: Target) -> bool:
+        """Wait for the target's fleet-wide limits to admit the call; False past the deadline.
+
+        The call reserves its output cap plus an estimate of its prompt (four characters a
+        token), so the tokens-per-minute limit holds before the real count is known.
+        """
+        tokens = ctx.agent.max_tokens + sum(len(m["content"]) for m in ctx.messages) // 4
+        while (wait_s := self.runtime.limiter.acquire(target, tokens)) > 0:
+            if not self._sleep(ctx, wait_s, f"rate limit of {target}"):
+                return False
+        return True
+
+    def _sleep(self, ctx: JobContext, delay_s: float, reason: str) -> bool:
+        if delay_s >= _remaining_s(ctx.job):
             return False
+        if delay_s > self.runtime.settings.requeue_after_s:
+            raise RequeueJob(delay_s, reason)
         time.sleep(delay_s)
         return True
 
-    def _give_up(self, job: ClaimedJob, failure: AttemptFailure | None, attempts: int) -> str:
-        error = failure.message if failure else "no attempt was made"
-        if attempts:
-            error += f" (gave up after {attempts} attempt{'s' if attempts != 1 else ''})"
+    def _give_up(self, ctx: JobContext, reason: str) -> str:
+        attempts = ctx.attempts
+        error = (
+            reason
+            if not attempts
+            else f"{reason} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})"
+        )
         with transaction(self.runtime.sessions) as session:
-            failed = fail_job(session, job.id, error)
-        log.warning("job %s tenant %s agent %s failed: %s", job.id, job.tenant_id, job.agent, error)
+            failed = fail_job(session, ctx.job.id, error)
+        log.warning(
+            "job %s tenant %s agent %s failed: %s",
+            ctx.job.id,
+            ctx.job.tenant_id,
+            ctx.job.agent,
+            error,
+        )
         return "failed" if failed else "skipped"
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import httpx
+import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,7 +18,10 @@ from agentfleet.settings import Settings, get_settings
 from agents import AgentCatalog
 from ledger.db import make_engine, session_factory
 from ledger.prices import PriceBook
+from workers.providers.anthropic_messages import AnthropicMessagesClient
+from workers.providers.base import ProviderClient
 from workers.providers.openai_chat import OpenAIChatClient
+from workers.ratelimit import Limiter, NoLimits, RedisRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +54,26 @@ class WorkerRuntime:
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         return httpx.Client(limits=limits, timeout=httpx.Timeout(60.0))
 
-    def provider_client(self, provider: str) -> OpenAIChatClient:
-        config = self.settings.providers[provider]
-        return OpenAIChatClient(self.http, config.base_url, config.api_key.get_secret_value())
+    @cached_property
+    def redis(self) -> redis.Redis | None:
+        url = self.settings.shared_redis_url
+        return redis.Redis.from_url(url) if url else None
 
-    def target(self, alias: str) -> Target:
+    @cached_property
+    def limiter(self) -> Limiter:
+        """Fleet-wide limits through Redis; without Redis, 429 pauses are not shared."""
+        if self.redis is None:
+            return NoLimits()
+        return RedisRateLimiter(self.redis, self.settings.rate_limits)
+
+    def provider_client(self, provider: str) -> ProviderClient:
+        config = self.settings.providers[provider]
+        key = config.api_key.get_secret_value()
+        if config.api == "anthropic":
+            return AnthropicMessagesClient(self.http, config.base_url, key)
+        return OpenAIChatClient(self.http, config.base_url, key)
+
+    def targets(self, alias: str) -> list[Target]:
         return resolve_alias(self.settings, alias)
 
     def close(self) -> None:
@@ -62,6 +81,9 @@ class WorkerRuntime:
             self.http.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
+        client = self.__dict__.get("redis")
+        if client is not None:
+            client.close()
 
 
 _runtime: WorkerRuntime | None = None
@@ -75,7 +97,7 @@ def get_runtime() -> WorkerRuntime:
             runtime = WorkerRuntime(get_settings())
             # Build every shared resource now, under the lock, so pool threads never race
             # to create two of them.
-            _ = (runtime.agents, runtime.sessions, runtime.prices, runtime.http)
+            _ = (runtime.agents, runtime.sessions, runtime.prices, runtime.http, runtime.limiter)
             _runtime = runtime
         return _runtime
 

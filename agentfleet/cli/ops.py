@@ -152,7 +152,7 @@ def agents_command(ctx: CliContext, output_format: str) -> None:
             "agent": a.name,
             "queue": a.queue,
             "model": a.model,
-            "target": str(resolve_alias(ctx.settings, a.model)),
+            "targets": ", ".join(str(t) for t in resolve_alias(ctx.settings, a.model)),
             "max_tokens": a.max_tokens,
             "time_limit_s": a.time_limit_s,
             "description": a.description,
@@ -161,7 +161,7 @@ def agents_command(ctx: CliContext, output_format: str) -> None:
     ]
     emit(
         rows,
-        ("agent", "queue", "model", "target", "max_tokens", "time_limit_s", "description"),
+        ("agent", "queue", "model", "targets", "max_tokens", "time_limit_s", "description"),
         output_format,
     )
 

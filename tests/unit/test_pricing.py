@@ -197,3 +197,45 @@ def test_plan_validation(tmp_path: Path) -> None:
     for terms, message in cases:
         with pytest.raises(InvalidPlan, match=message), transaction(sessions) as session:
             create_plan(session, "p", **terms)  # type: ignore[arg-type]
+
+
+def test_long_context_tier_prices_whole_call(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with transaction(sessions) as session:
+        sync_prices(session, load_price_catalog())
+    with sessions() as session:
+        book = PriceBook.from_session(session)
+    engine.dispose()
+    at_limit = TokenUsage(input_tokens=150_000, cached_input_tokens=50_000, output_tokens=1_000)
+    above = TokenUsage(input_tokens=150_001, cached_input_tokens=50_000, output_tokens=1_000)
+    # 200,000 prompt tokens is not above the tier: 150,000 x 3.00 + 50,000 x 0.30 + 1,000 x 15.00
+    assert book.cost("anthropic", "claude-sonnet-4-5", at_limit, AT).amount == Decimal("0.48")
+    # One token more: every token at the tier's rates, 6.00, 0.60 and 22.50
+    assert book.cost("anthropic", "claude-sonnet-4-5", above, AT).amount == Decimal("0.952506")
+
+
+def test_newer_entry_replaces_older_whole(tmp_path: Path) -> None:
+    book = book_from(
+        tmp_path,
+        """
+[[price]]
+provider = "p"
+model = "m"
+effective_from = 2025-01-01
+input = "1"
+cache_write = "9"
+output = "2"
+
+[[price]]
+provider = "p"
+model = "m"
+effective_from = 2026-01-01
+input = "0.5"
+output = "2"
+""",
+    )
+    rates, currency = book.rates_at("p", "m", AT)
+    assert rates == {TokenKind.INPUT: Decimal("0.5"), TokenKind.OUTPUT: Decimal(2)}
+    assert currency == "USD"

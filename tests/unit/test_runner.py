@@ -245,7 +245,7 @@ def test_rollup_task_writes_invoices(
 def test_unpriced_model_fails_before_call(
     runtime: WorkerRuntime, ledger: sessionmaker[Session]
 ) -> None:
-    runtime.settings.model_aliases["balanced"] = "openai:gpt-unpriced"
+    runtime.settings.model_aliases["balanced"] = ["openai:gpt-unpriced"]
     seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
     job_id = submit(ledger)
     assert JobRunner(runtime).run(job_id, "triage") == "failed"
@@ -270,10 +270,13 @@ def test_log_lines_name_job_and_attempt(
         JobRunner(runtime).run(job_id, "triage")
     records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "workers.runner"]
     assert records == [
-        ("INFO", f"job {job_id} tenant acme agent triage attempt 1 failed: HTTP 502: bad gateway"),
         (
             "INFO",
-            f"job {job_id} tenant acme agent triage attempt 2 failed: HTTP 400: no such model",
+            f"job {job_id} tenant acme agent triage attempt 1 on openai:gpt-4o-mini failed: HTTP 502: bad gateway",
+        ),
+        (
+            "INFO",
+            f"job {job_id} tenant acme agent triage attempt 2 on openai:gpt-4o-mini failed: HTTP 400: no such model",
         ),
         (
             "WARNING",

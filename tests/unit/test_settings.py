@@ -10,7 +10,7 @@ def test_defaults_run_embedded() -> None:
     settings = Settings()
     assert settings.database_url == "sqlite:///.agentfleet/ledger.db"
     assert settings.uses_filesystem_broker
-    assert resolve_alias(settings, "balanced").model == "gpt-4o-mini"
+    assert [t.model for t in resolve_alias(settings, "balanced")] == ["gpt-4o-mini"]
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,18 +35,48 @@ def test_placeholder_key_rejected_for_remote_host() -> None:
 
 def test_alias_must_name_configured_provider() -> None:
     with pytest.raises(
-        ValidationError, match="names provider 'anthropic'; configured providers: openai"
+        ValidationError, match="names provider 'mistral'; configured providers: anthropic, openai"
     ):
-        Settings(model_aliases={"fast": "anthropic:claude-haiku-4-5"})
+        Settings(model_aliases={"fast": "mistral:small"})
     with pytest.raises(ValidationError, match="expected 'provider:model'"):
         Settings(model_aliases={"fast": "gpt-4o"})
+    with pytest.raises(ValidationError, match=r"model_aliases\['fast'\] is empty"):
+        Settings(model_aliases={"fast": []})
+
+
+def test_alias_lists_fallback_targets() -> None:
+    settings = Settings(
+        model_aliases={"fast": ["openai:gpt-4.1-nano", "anthropic:claude-haiku-4-5"]}
+    )
+    assert [str(t) for t in resolve_alias(settings, "fast")] == [
+        "openai:gpt-4.1-nano",
+        "anthropic:claude-haiku-4-5",
+    ]
+
+
+def test_one_provider_field_keeps_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTFLEET_PROVIDERS__OPENAI__BASE_URL", "http://127.0.0.1:9000/v1")
+    monkeypatch.setenv("AGENTFLEET_PROVIDERS__OPENAI__API_KEY", "simulator")
+    settings = Settings()
+    assert settings.providers["openai"].base_url == "http://127.0.0.1:9000/v1"
+    assert settings.providers["anthropic"].api == "anthropic"
+
+
+def test_rate_limits_need_redis() -> None:
+    with pytest.raises(ValidationError, match="rate_limits are enforced through Redis"):
+        Settings(rate_limits={"openai:gpt-4o-mini": {"rpm": 100}})
+    settings = Settings(
+        broker_url="redis://127.0.0.1:6379/0", rate_limits={"openai:gpt-4o-mini": {"rpm": 100}}
+    )
+    assert settings.shared_redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.rate_limits["openai:gpt-4o-mini"].rpm == 100
 
 
 def test_agent_overrides_apply() -> None:
     settings = Settings(agent_overrides={"triage": {"max_tokens": 42, "model": "smart"}})
     triage = load_agents(settings)["triage"]
     assert triage.max_tokens == 42
-    assert resolve_alias(settings, triage.model).model == "gpt-4.1"
+    assert [str(t) for t in resolve_alias(settings, triage.model)] == ["openai:gpt-4.1"]
 
 
 def test_override_of_unknown_agent_rejected() -> None:

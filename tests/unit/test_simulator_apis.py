@@ -1,6 +1,7 @@
 """The simulator against the official openai and anthropic SDKs and their response types."""
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
@@ -21,12 +22,26 @@ LONG_SYSTEM = "You review complaints. " + "Follow the house rules carefully. " *
 STREAM_EVENT = TypeAdapter(RawMessageStreamEvent)
 
 
+SDK_CLIENTS: list[openai.OpenAI | anthropic.Anthropic] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    yield
+    while SDK_CLIENTS:
+        SDK_CLIENTS.pop().close()
+
+
 def openai_client(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base}/v1", api_key="sk-test", max_retries=0)
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="sk-test", max_retries=0)
+    SDK_CLIENTS.append(client)
+    return client
 
 
 def anthropic_client(base: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=base, api_key="sk-ant-test", max_retries=0)
+    client = anthropic.Anthropic(base_url=base, api_key="sk-ant-test", max_retries=0)
+    SDK_CLIENTS.append(client)
+    return client
 
 
 def test_openai_completion_validates() -> None:

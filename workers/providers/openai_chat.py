@@ -1,33 +1,20 @@
-"""Client of the OpenAI-compatible chat completions API over a shared httpx client."""
+"""Client of the OpenAI-compatible chat completions API, plain and streamed."""
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from ledger.types import utcnow
 from ledger.usage import TokenUsage
-from workers.providers.errors import ProviderError, ProviderRejected, ProviderUnavailable
-from workers.retry import retry_after_s
-
-RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    model: str
-    messages: list[dict[str, str]]
-    max_tokens: int
-    temperature: float
-    response_format: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class ChatReply:
-    content: str
-    usage: TokenUsage
-    finish_reason: str
+from workers.providers.base import (
+    JOB_HEADER,
+    ChatReply,
+    ChatRequest,
+    event_json,
+    open_stream,
+    post_json,
+    with_usage,
+)
+from workers.providers.errors import ProviderError, ProviderUnavailable
 
 
 class OpenAIChatClient:
@@ -39,49 +26,60 @@ class OpenAIChatClient:
         self._headers = {"Authorization": f"Bearer {api_key}"}
 
     def complete(self, request: ChatRequest, timeout_s: float) -> ChatReply:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": request.messages,
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-        }
-        if request.response_format is not None:
-            body["response_format"] = request.response_format
+        headers = {**self._headers, JOB_HEADER: request.job_id} if request.job_id else self._headers
+        body = request_body(request)
+        if request.stream:
+            return self._stream(body, headers, timeout_s)
+        return parse_reply(post_json(self._http, self._url, body, headers, timeout_s))
+
+    def _stream(self, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> ChatReply:
+        pieces: list[str] = []
+        finish = ""
+        usage: TokenUsage | None = None
         try:
-            response = self._http.post(
-                self._url, json=body, headers=self._headers, timeout=timeout_s
-            )
-        except httpx.TimeoutException as exc:
-            raise ProviderUnavailable(f"timed out after {timeout_s:.1f} s: {exc!r}") from exc
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(f"connection failed: {exc!r}") from exc
-        if response.status_code != 200:
-            raise _status_error(response)
-        return parse_reply(response)
+            with open_stream(self._http, self._url, body, headers, timeout_s) as events:
+                for _, data in events:
+                    if data == "[DONE]":
+                        break
+                    chunk = event_json(data)
+                    for choice in chunk.get("choices") or []:
+                        pieces.append((choice.get("delta") or {}).get("content") or "")
+                        finish = choice.get("finish_reason") or finish
+                    if chunk.get("usage"):
+                        usage = parse_usage(chunk["usage"])
+        except ProviderError as exc:
+            raise with_usage(exc, usage) from exc
+        if usage is None:
+            raise ProviderUnavailable("stream ended without its usage chunk", status=200)
+        return ChatReply("".join(pieces), usage, finish)
 
 
-def _status_error(response: httpx.Response) -> ProviderError:
-    status = response.status_code
-    message = f"HTTP {status}: {_error_message(response)}"
-    if status in RETRYABLE_STATUSES or status >= 500:
-        return ProviderUnavailable(
-            message, status=status, retry_after_s=retry_after_s(response.headers, utcnow())
-        )
-    return ProviderRejected(message, status=status)
+def request_body(request: ChatRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": request.messages,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
+    if request.json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": request.schema_name,
+                "strict": True,
+                "schema": request.json_schema,
+            },
+        }
+    if request.stream:
+        body["stream"] = True
+        # Without this option a streamed response carries no usage at all.
+        body["stream_options"] = {"include_usage": True}
+    return body
 
 
-def _error_message(response: httpx.Response) -> str:
+def parse_reply(body: dict[str, Any]) -> ChatReply:
+    """Read content and usage from a completion; a body without them is retryable."""
     try:
-        error = response.json().get("error", {})
-        return str(error.get("message") or error)
-    except (json.JSONDecodeError, AttributeError):
-        return response.text[:200] or response.reason_phrase
-
-
-def parse_reply(response: httpx.Response) -> ChatReply:
-    """Read content and usage from a 200 response; a body without them is retryable."""
-    try:
-        body = response.json()
         choice = body["choices"][0]
         content = choice["message"]["content"]
         usage = parse_usage(body["usage"])
@@ -90,7 +88,7 @@ def parse_reply(response: httpx.Response) -> ChatReply:
         return ChatReply(
             content=content, usage=usage, finish_reason=str(choice.get("finish_reason"))
         )
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ProviderUnavailable(f"malformed response body: {exc!r}", status=200) from exc
 
 
@@ -100,13 +98,16 @@ def parse_usage(usage: dict[str, Any]) -> TokenUsage:
     ``prompt_tokens`` includes ``prompt_tokens_details.cached_tokens``, and
     ``completion_tokens`` includes ``completion_tokens_details.reasoning_tokens``.
     """
-    prompt = int(usage["prompt_tokens"])
-    completion = int(usage["completion_tokens"])
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-    reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-    return TokenUsage(
-        input_tokens=prompt - cached,
-        cached_input_tokens=cached,
-        output_tokens=completion,
-        reasoning_tokens=reasoning,
-    )
+    try:
+        prompt = int(usage["prompt_tokens"])
+        completion = int(usage["completion_tokens"])
+        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+        return TokenUsage(
+            input_tokens=prompt - cached,
+            cached_input_tokens=cached,
+            output_tokens=completion,
+            reasoning_tokens=reasoning,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProviderUnavailable(f"malformed usage: {exc!r}", status=200) from exc

@@ -1,0 +1,155 @@
+"""Client of the Anthropic Messages API, plain and streamed.
+
+JSON agents get their schema as a single tool the model is made to call, the way the
+Messages API returns structured output; the tool's input is the reply.
+"""
+
+import json
+from typing import Any
+
+import httpx
+
+from ledger.usage import TokenUsage
+from workers.providers.base import (
+    JOB_HEADER,
+    ChatReply,
+    ChatRequest,
+    event_json,
+    open_stream,
+    post_json,
+    with_usage,
+)
+from workers.providers.errors import ProviderError, ProviderUnavailable
+
+API_VERSION = "2023-06-01"
+
+
+class AnthropicMessagesClient:
+    """Sends messages to the Anthropic API; raises ProviderError subclasses on failure."""
+
+    def __init__(self, http: httpx.Client, base_url: str, api_key: str) -> None:
+        self._http = http
+        self._url = f"{base_url}/v1/messages"
+        self._headers = {"x-api-key": api_key, "anthropic-version": API_VERSION}
+
+    def complete(self, request: ChatRequest, timeout_s: float) -> ChatReply:
+        headers = {**self._headers, JOB_HEADER: request.job_id} if request.job_id else self._headers
+        body = request_body(request)
+        if request.stream:
+            return self._stream(body, headers, timeout_s)
+        return parse_reply(post_json(self._http, self._url, body, headers, timeout_s))
+
+    def _stream(self, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> ChatReply:
+        stream = _StreamState()
+        try:
+            with open_stream(self._http, self._url, body, headers, timeout_s) as events:
+                for event, data in events:
+                    stream.apply(event, event_json(data))
+                    if stream.stopped:
+                        break
+        except ProviderError as exc:
+            raise with_usage(exc, stream.usage) from exc
+        if not stream.stopped or stream.usage is None:
+            raise with_usage(
+                ProviderUnavailable("stream ended before message_stop", status=200), stream.usage
+            )
+        return ChatReply("".join(stream.pieces), stream.usage, stream.stop_reason)
+
+
+class _StreamState:
+    """What the events of one Messages stream have said so far."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.usage: TokenUsage | None = None
+        self.stop_reason = ""
+        self.stopped = False
+
+    def apply(self, event: str, data: dict[str, Any]) -> None:
+        kind = data.get("type", event)
+        if kind == "message_start":
+            self.usage = parse_usage(data.get("message", {}).get("usage") or {})
+        elif kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            self.pieces.append(delta.get("text") or delta.get("partial_json") or "")
+        elif kind == "message_delta":
+            self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
+            self.usage = _updated(self.usage, data.get("usage") or {})
+        elif kind == "message_stop":
+            self.stopped = True
+        elif kind == "error":
+            error = data.get("error") or {}
+            raise ProviderUnavailable(
+                f"stream error {error.get('type')}: {error.get('message')}", status=200
+            )
+
+
+def _updated(usage: TokenUsage | None, delta: dict[str, Any]) -> TokenUsage:
+    """Apply a message_delta's usage; its counts are cumulative, so they replace earlier ones."""
+    current = usage or TokenUsage()
+    return parse_usage(
+        {
+            "input_tokens": delta.get("input_tokens", current.input_tokens),
+            "cache_read_input_tokens": delta.get(
+                "cache_read_input_tokens", current.cached_input_tokens
+            ),
+            "cache_creation_input_tokens": delta.get(
+                "cache_creation_input_tokens", current.cache_write_tokens
+            ),
+            "output_tokens": delta.get("output_tokens", current.output_tokens),
+        }
+    )
+
+
+def request_body(request: ChatRequest) -> dict[str, Any]:
+    system = [m["content"] for m in request.messages if m["role"] == "system"]
+    body: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "messages": [m for m in request.messages if m["role"] != "system"],
+    }
+    if system:
+        # A static system prompt is the prefix worth caching; the API ignores the mark
+        # for prefixes below its minimum length.
+        body["system"] = [
+            {"type": "text", "text": "\n".join(system), "cache_control": {"type": "ephemeral"}}
+        ]
+    if request.json_schema is not None:
+        body["tools"] = [
+            {
+                "name": request.schema_name,
+                "description": "Record the result.",
+                "input_schema": request.json_schema,
+            }
+        ]
+        body["tool_choice"] = {"type": "tool", "name": request.schema_name}
+    if request.stream:
+        body["stream"] = True
+    return body
+
+
+def parse_reply(body: dict[str, Any]) -> ChatReply:
+    try:
+        blocks = body["content"]
+        usage = parse_usage(body["usage"])
+        parts = [
+            json.dumps(b["input"]) if b["type"] == "tool_use" else b.get("text", "") for b in blocks
+        ]
+        return ChatReply("".join(parts), usage, str(body.get("stop_reason")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProviderUnavailable(f"malformed response body: {exc!r}", status=200) from exc
+
+
+def parse_usage(usage: dict[str, Any]) -> TokenUsage:
+    """Read Anthropic usage. Its ``input_tokens`` already excludes cache reads and writes,
+    so the kinds are disjoint as reported; thinking tokens are inside ``output_tokens``."""
+    try:
+        return TokenUsage(
+            input_tokens=int(usage.get("input_tokens") or 0),
+            cached_input_tokens=int(usage.get("cache_read_input_tokens") or 0),
+            cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ProviderUnavailable(f"malformed usage: {exc!r}", status=200) from exc
