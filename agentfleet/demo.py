@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kombu.connection import Connection
 from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
+from agentfleet.errors import FleetError
 from agentfleet.fleet import load_agents
 from agentfleet.processes import (
     ManagedProcess,
@@ -30,9 +32,9 @@ from ledger.migrate import upgrade
 from ledger.plans import create_plan, create_tenant, get_plan, get_tenant
 from ledger.prices import load_price_catalog, sync_prices
 from ledger.usage import TokenKind
-from producer import JobClient, JobRequest, JobView
+from producer import JobClient, JobRequest, JobView, WaitTimeout
 
-WAIT_TIMEOUT_S = 300.0
+WAIT_TIMEOUT_S = 120.0
 WORKER_CONCURRENCY = 8
 
 # Demo rates are high so that a few dozen small jobs add up to whole cents.
@@ -65,7 +67,7 @@ class DemoRun:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        return session_factory(make_engine(self.settings.database_url))
+        return session_factory(make_engine(self.settings.database_url, create=True))
 
     def simulator_stats(self) -> dict[str, Any]:
         return dict(httpx.get(f"http://127.0.0.1:{self.simulator_port}/stats", timeout=5).json())
@@ -75,11 +77,30 @@ class DemoRun:
             process.stop()
 
 
+class DemoError(FleetError):
+    """Raised when the demo cannot reach its services or its jobs do not finish."""
+
+
 def prepare(
     workdir: Path | None, broker_url: str | None, database_url: str | None, latency_ms: float
 ) -> DemoRun:
-    """Choose URLs (embedded defaults under a work folder) and start the simulator and workers."""
+    """Choose URLs (embedded defaults under a work folder), set up the ledger and start the
+    simulator. A work folder it created is removed again if that fails."""
+    created = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="agentfleet-demo-"))
+    try:
+        return _prepare(workdir, broker_url, database_url, latency_ms)
+    except BaseException:
+        if created:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def _prepare(
+    workdir: Path, broker_url: str | None, database_url: str | None, latency_ms: float
+) -> DemoRun:
+    if broker_url:
+        check_broker(broker_url)
     port = free_port()
     env = {
         **os.environ,
@@ -104,6 +125,15 @@ def prepare(
     set_up_ledger(run.sessions, settings)
     run.processes.append(start_simulator(port, workdir / "logs", latency_ms, latency_ms / 2, env))
     return run
+
+
+def check_broker(url: str) -> None:
+    """Raise DemoError unless the broker answers within a few seconds."""
+    with Connection(url, connect_timeout=3) as connection:
+        try:
+            connection.ensure_connection(max_retries=1)
+        except Exception as exc:
+            raise DemoError(f"cannot reach the broker at {url}: {exc}") from None
 
 
 def set_up_ledger(sessions: sessionmaker[Session], settings: Settings) -> None:
@@ -143,7 +173,14 @@ def submit_and_wait(run: DemoRun) -> None:
         for tenant, agent, example in DEMO_BATCHES:
             submitted = client.submit_many(tenant, agent, example_requests(example))
             ids.extend(item.job.id for item in submitted)
-        run.jobs = client.wait(ids, timeout_s=WAIT_TIMEOUT_S)
+        try:
+            run.jobs = client.wait(ids, timeout_s=WAIT_TIMEOUT_S)
+        except WaitTimeout as exc:
+            raise DemoError(
+                f"{len(exc.pending)} of {len(ids)} jobs still pending after {WAIT_TIMEOUT_S:g} s "
+                f"(first: {exc.pending[0]}); a worker of another fleet on the same broker may "
+                "have taken them, so use a broker of the demo's own"
+            ) from None
     finally:
         client.close()
 

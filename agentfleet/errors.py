@@ -3,6 +3,7 @@
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
@@ -10,7 +11,12 @@ from agents import AgentError
 from ledger.errors import LedgerError
 from producer.errors import ProducerError
 
-USER_ERRORS = (AgentError, LedgerError, ProducerError)
+
+class FleetError(Exception):
+    """Base class of errors of the fleet's own processes: the demo and child processes."""
+
+
+USER_ERRORS = (AgentError, LedgerError, ProducerError, FleetError)
 
 
 def describe(exc: BaseException, database_url: str | None) -> str | None:
@@ -19,14 +25,21 @@ def describe(exc: BaseException, database_url: str | None) -> str | None:
         return str(exc)
     if isinstance(exc, ValidationError):
         return "invalid settings: " + "; ".join(_setting_problem(error) for error in exc.errors())
+    if isinstance(exc, SettingsError):
+        return (
+            f"invalid settings: {exc}; JSON values such as AGENTFLEET_PROVIDERS must be valid JSON"
+        )
     if isinstance(exc, (OperationalError, ProgrammingError)):
         return _database_problem(exc, database_url)
     return None
 
 
 def _setting_problem(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
     name = "AGENTFLEET_" + "__".join(str(part) for part in error["loc"]).upper()
-    return f"{name}: {str(error['msg']).removeprefix('Value error, ')}"
+    return f"{name}: {message}"
 
 
 def _database_problem(exc: OperationalError | ProgrammingError, database_url: str | None) -> str:

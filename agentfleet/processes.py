@@ -11,11 +11,13 @@ from pathlib import Path
 
 import httpx
 
+from agentfleet.errors import FleetError
+
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 
 
-class ProcessStartError(RuntimeError):
+class ProcessStartError(FleetError):
     """Raised when a child process exits or stays unready past its start-up timeout."""
 
 

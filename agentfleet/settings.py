@@ -6,6 +6,8 @@ SQLite ledger and a file-system broker under ``.agentfleet/``, and the bundled
 provider simulator on 127.0.0.1:8088.
 """
 
+import difflib
+import os
 from functools import cache
 from ipaddress import ip_address
 from pathlib import Path
@@ -16,7 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SIMULATOR_API_KEY = "simulator"
+ENV_PREFIX = "AGENTFLEET_"
+# Variables with this prefix belong to the test suite, not to the settings.
+TEST_PREFIX = "AGENTFLEET_TEST_"
 FILESYSTEM_BROKER = "filesystem://"
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem")
 
 
 class ProviderSettings(BaseModel):
@@ -105,7 +111,7 @@ class Settings(BaseSettings):
     """agentfleet settings; see the README's settings reference for each variable."""
 
     model_config = SettingsConfigDict(
-        env_prefix="AGENTFLEET_", env_file=".env", env_nested_delimiter="__", extra="ignore"
+        env_prefix=ENV_PREFIX, env_file=".env", env_nested_delimiter="__", extra="ignore"
     )
 
     broker_url: str = Field(
@@ -165,10 +171,32 @@ class Settings(BaseSettings):
     @field_validator("providers", mode="before")
     @classmethod
     def _keep_default_providers(cls, value: object) -> object:
-        """Add the simulator providers that the given ones do not replace by name."""
-        if isinstance(value, dict):
-            return {**_default_providers(), **value}
-        return value
+        """Fill what the given providers leave out from the defaults of the same name, and
+        keep the default providers that none replaces."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, object] = {n: p.model_dump() for n, p in _default_providers().items()}
+        for name, given in value.items():
+            base = merged.get(name)
+            merged[name] = (
+                {**base, **given} if isinstance(base, dict) and isinstance(given, dict) else given
+            )
+        return merged
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_variables(cls, data: object) -> object:
+        """Reject AGENTFLEET_ variables that name no setting, so a typo is not ignored."""
+        known = {name.upper() for name in cls.model_fields}
+        for variable in os.environ:
+            if not variable.startswith(ENV_PREFIX) or variable.startswith(TEST_PREFIX):
+                continue
+            name = variable[len(ENV_PREFIX) :].split("__")[0]
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+                raise ValueError(f"unknown setting {variable}{hint}")
+        return data
 
     @field_validator("model_aliases", mode="before")
     @classmethod
@@ -214,6 +242,17 @@ class Settings(BaseSettings):
                 f"model_aliases[{alias!r}] names provider {provider!r}; "
                 f"configured providers: {', '.join(sorted(self.providers))}"
             )
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        scheme = value.partition("://")[0]
+        if "://" not in value or scheme not in BROKER_SCHEMES:
+            raise ValueError(
+                f"{value!r} is not a supported broker URL; use redis://host:6379/0, "
+                "amqp://user:password@host:5672//, or filesystem:// for the embedded broker"
+            )
+        return value
 
     @property
     def shared_redis_url(self) -> str | None:

@@ -15,11 +15,13 @@ from ledger.errors import LedgerConfigError
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(database_url: str, pool_size: int = 10) -> Engine:
+def make_engine(database_url: str, pool_size: int = 10, create: bool = False) -> Engine:
     """Create an engine for a ledger URL.
 
-    SQLite runs in WAL mode with each transaction taking the write lock at BEGIN, so
-    many worker processes can share one file without "database is locked" failures.
+    A SQLite file (and its folder) is created only with ``create``, as migrations do;
+    otherwise a missing file raises LedgerConfigError. SQLite runs in WAL mode with each
+    transaction taking the write lock at BEGIN, so many worker processes can share one
+    file without "database is locked" failures.
     """
     try:
         url = make_url(database_url)
@@ -30,7 +32,7 @@ def make_engine(database_url: str, pool_size: int = 10) -> Engine:
         ) from None
 
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url.database)
+        return _sqlite_engine(url.database, create)
     if url.get_backend_name() != "postgresql":
         raise LedgerConfigError(
             f"unsupported database {url.get_backend_name()!r} in {url.render_as_string()}; "
@@ -41,9 +43,14 @@ def make_engine(database_url: str, pool_size: int = 10) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def _sqlite_engine(path: str | None) -> Engine:
+def _sqlite_engine(path: str | None, create: bool) -> Engine:
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        elif not Path(path).exists():
+            raise LedgerConfigError(
+                f"no ledger at {path}; run 'agentfleet db upgrade' to create it"
+            )
     engine = create_engine(f"sqlite:///{path or ''}")
 
     @event.listens_for(engine, "connect")

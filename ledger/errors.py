@@ -17,5 +17,9 @@ class InvalidPlan(LedgerError):
     """Raised when a plan's definition is incomplete or contradictory."""
 
 
+class IdempotencyConflict(LedgerError):
+    """Raised when an idempotency key a tenant already used for one agent is reused for another."""
+
+
 class DuplicateName(LedgerError):
     """Raised when creating a tenant or plan whose name is already taken."""

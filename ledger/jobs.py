@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from ledger.errors import NotFound
+from ledger.errors import IdempotencyConflict, NotFound
 from ledger.models import Job, JobStatus
 from ledger.sql import insert_ignoring_conflicts, rowcount
 from ledger.types import utcnow
@@ -37,6 +37,7 @@ def insert_jobs(session: Session, new_jobs: Sequence[NewJob]) -> list[SubmittedJ
     existing job instead. The result is in the order of ``new_jobs``."""
     if not new_jobs:
         return []
+    check_key_conflicts(session, new_jobs)
     now = utcnow()
     rows = [_row(job, now) for job in new_jobs]
     session.execute(
@@ -57,6 +58,19 @@ def insert_jobs(session: Session, new_jobs: Sequence[NewJob]) -> list[SubmittedJ
                 SubmittedJob(by_key[(new.tenant_id, new.idempotency_key)], created=False)
             )
     return results
+
+
+def check_key_conflicts(session: Session, new_jobs: Sequence[NewJob]) -> None:
+    """Raise IdempotencyConflict if a key of these jobs names an earlier job of another agent."""
+    wanted: dict[tuple[str, str | None], str] = {
+        (j.tenant_id, j.idempotency_key): j.agent for j in new_jobs if j.idempotency_key
+    }
+    for key, job in _jobs_by_key(session, new_jobs).items():
+        if job.agent != wanted[key]:
+            raise IdempotencyConflict(
+                f"idempotency key {key[1]!r} of tenant {key[0]!r} already names job {job.id} of "
+                f"agent {job.agent!r}, not {wanted[key]!r}; give each agent's jobs their own keys"
+            )
 
 
 def _row(job: NewJob, now: datetime) -> dict[str, Any]:

@@ -8,13 +8,18 @@ MILLION = Decimal(1_000_000)
 CENT = Decimal("0.01")
 
 
-def parse_decimal(value: object, what: str) -> Decimal:
-    """Parse a decimal given as a string or a number; floats go through their shortest repr."""
+def parse_decimal(value: object, what: str, *, positive: bool = False) -> Decimal:
+    """Parse a decimal given as a string or a number; floats go through their shortest repr.
+
+    The number must be zero or more, or with ``positive`` greater than zero.
+    """
     text = repr(value) if isinstance(value, float) else str(value)
     try:
         number = Decimal(text)
     except InvalidOperation:
         raise ValueError(f"{what}: {value!r} is not a decimal number") from None
+    if positive and not (number.is_finite() and number > 0):
+        raise ValueError(f"{what}: {value!r} must be a number greater than 0")
     if not number.is_finite() or number < 0:
         raise ValueError(f"{what}: {value!r} must be a finite number of zero or more")
     return number

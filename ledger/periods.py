@@ -22,7 +22,7 @@ class Period:
     def parse(cls, text: str) -> "Period":
         """Parse a month written as YYYY-MM."""
         match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
-        if not match or not 1 <= int(match.group(2)) <= 12:
+        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
             raise ValueError(f"invalid period {text!r}; write a month as YYYY-MM, e.g. 2026-12")
         start = date(int(match.group(1)), int(match.group(2)), 1)
         return cls(start, _next_month(start))

@@ -14,6 +14,12 @@ from ledger.money import price_tokens
 from ledger.usage import TokenKind
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+PLAN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Limits of the plan columns: rates per million tokens and markups keep six places.
+RATE_SCALE = 6
+MARKUP_SCALE = 6
+MAX_RATE = Decimal("1000000")
+MAX_MARKUP = Decimal("1000")
 PROVIDER_CURRENCY = "USD"
 
 
@@ -66,6 +72,14 @@ def create_plan(
 def _plan_kind(
     name: str, rates: dict[TokenKind, Decimal] | None, markup: Decimal | None, currency: str
 ) -> PlanKind:
+    if not PLAN_NAME_PATTERN.match(name):
+        raise InvalidPlan(
+            f"plan name {name!r} is invalid; use 1-64 letters, digits, '.', '-' or '_'"
+        )
+    for kind, rate in (rates or {}).items():
+        _check_number(name, f"{kind.value} rate", rate, RATE_SCALE, MAX_RATE)
+    if markup is not None:
+        _check_number(name, "markup", markup, MARKUP_SCALE, MAX_MARKUP)
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise InvalidPlan(
             f"plan {name!r}: currency {currency!r} is not an ISO 4217 code such as USD"
@@ -85,6 +99,14 @@ def _plan_kind(
     if missing:
         raise InvalidPlan(f"plan {name!r}: missing rate for {', '.join(missing)}")
     return PlanKind.PER_MTOK
+
+
+def _check_number(plan: str, what: str, value: Decimal, places: int, maximum: Decimal) -> None:
+    """Reject values the plan columns cannot store exactly."""
+    if value >= maximum:
+        raise InvalidPlan(f"plan {plan!r}: {what} {value} must be below {maximum}")
+    if value != value.quantize(Decimal(1).scaleb(-places)):
+        raise InvalidPlan(f"plan {plan!r}: {what} {value} has more than {places} decimal places")
 
 
 def plan_terms(session: Session, plan: Plan) -> PlanTerms:

@@ -134,6 +134,11 @@ class JobClient:
         for request in requests:
             validate_input(spec, request.input)
         self.check_tenant(tenant)
+        with self.sessions() as session:
+            job_store.check_key_conflicts(
+                session,
+                [job_store.NewJob(tenant, agent, r.input, r.idempotency_key) for r in requests],
+            )
 
         submitted: list[Submitted] = []
         for start in range(0, len(requests), SUBMIT_CHUNK):

@@ -1,6 +1,7 @@
 """Reading job inputs from JSON Lines files, with errors that name the line."""
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,13 @@ class InputFileError(ProducerError):
 
 
 def read_job_requests(
-    path: Path, agent: AgentSpec, key_field: str | None = None
+    path: Path, agent: AgentSpec, key_field: str | None = None, key_prefix: str = ""
 ) -> list[JobRequest]:
     """Read one job input per non-blank line and check each against the agent's input schema.
 
-    With ``key_field``, that field of each input becomes the job's idempotency key, so
-    submitting the same file twice creates each job once.
+    A path of ``-`` reads standard input. With ``key_field``, ``key_prefix`` plus that
+    field of each input becomes the job's idempotency key, so submitting the same file
+    twice creates each job once.
     """
     requests = []
     for number, line in _lines(path):
@@ -28,7 +30,8 @@ def read_job_requests(
             validate_input(agent, job_input)
         except InvalidInput as exc:
             raise InputFileError(f"{path} line {number}: {exc}") from None
-        requests.append(JobRequest(job_input, _key(path, number, job_input, key_field)))
+        key = _key(path, number, job_input, key_field)
+        requests.append(JobRequest(job_input, None if key is None else key_prefix + key))
     if not requests:
         raise InputFileError(f"{path}: no job inputs found; write one JSON object per line")
     return requests
@@ -36,7 +39,11 @@ def read_job_requests(
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig also reads files that start with a byte order mark.
+        if str(path) == "-":
+            text = sys.stdin.buffer.read().decode("utf-8-sig")
+        else:
+            text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputFileError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -60,10 +67,15 @@ def _parse_line(path: Path, number: int, line: str) -> Any:
 def _key(path: Path, number: int, job_input: dict[str, Any], key_field: str | None) -> str | None:
     if key_field is None:
         return None
-    value = job_input.get(key_field)
-    if value is None or isinstance(value, (dict, list)) or str(value) == "":
+    if key_field not in job_input:
         raise InputFileError(
-            f"{path} line {number}: --key-field {key_field!r} needs a non-empty string or "
-            f"number in every line, got {value!r}"
+            f"{path} line {number}: has no {key_field!r} field, "
+            "which --key-field needs in every line"
+        )
+    value = job_input[key_field]
+    if value is None or isinstance(value, (dict, list, bool)) or str(value) == "":
+        raise InputFileError(
+            f"{path} line {number}: --key-field {key_field!r} must be a non-empty string or "
+            f"number, got {json.dumps(value)}"
         )
     return str(value)

@@ -52,6 +52,11 @@ class TaskSender:
             raise BrokerUnavailable(
                 f"broker {_redacted(self._broker)} is unavailable: {exc}", sent
             ) from exc
+        except Exception as exc:
+            # Whatever stopped the sending, the caller must know which jobs went out.
+            raise BrokerUnavailable(
+                f"sending to broker {_redacted(self._broker)} failed: {exc!r}", sent
+            ) from exc
         return sent
 
     def close(self) -> None:

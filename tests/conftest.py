@@ -1,7 +1,7 @@
 """Shared fixtures. Integration tests use the real PostgreSQL and Redis on 127.0.0.1.
 
 Without those services the integration tests are skipped with the reason, unless
-AGENTFLEET_REQUIRE_SERVICES=1 is set (as CI sets it): then they fail instead.
+AGENTFLEET_TEST_REQUIRE_SERVICES=1 is set (as CI sets it): then they fail instead.
 """
 
 import os
@@ -16,13 +16,13 @@ import redis
 PG_ADMIN_URL = os.environ.get("AGENTFLEET_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("AGENTFLEET_TEST_REDIS", "redis://127.0.0.1:6379/13")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-REQUIRE_SERVICES = os.environ.get("AGENTFLEET_REQUIRE_SERVICES") == "1"
-REQUIRE_DATA = os.environ.get("AGENTFLEET_REQUIRE_DATA") == "1"
+REQUIRE_SERVICES = os.environ.get("AGENTFLEET_TEST_REQUIRE_SERVICES") == "1"
+REQUIRE_DATA = os.environ.get("AGENTFLEET_TEST_REQUIRE_DATA") == "1"
 
 
 def _unavailable(reason: str) -> None:
     if REQUIRE_SERVICES:
-        pytest.fail(f"{reason} (AGENTFLEET_REQUIRE_SERVICES=1, so this is a failure)")
+        pytest.fail(f"{reason} (AGENTFLEET_TEST_REQUIRE_SERVICES=1, so this is a failure)")
     pytest.skip(reason)
 
 
@@ -34,8 +34,8 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     for name in list(os.environ):
         if name.startswith("AGENTFLEET_") and not name.startswith("AGENTFLEET_TEST"):
             monkeypatch.delenv(name)
-    monkeypatch.delenv("AGENTFLEET_REQUIRE_SERVICES", raising=False)
-    monkeypatch.delenv("AGENTFLEET_REQUIRE_DATA", raising=False)
+    monkeypatch.delenv("AGENTFLEET_TEST_REQUIRE_SERVICES", raising=False)
+    monkeypatch.delenv("AGENTFLEET_TEST_REQUIRE_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     yield
@@ -98,7 +98,7 @@ def complaints_file() -> Path:
     if not path.exists():
         reason = f"{path} is missing: this clone has no ../shared/data next to it"
         if REQUIRE_DATA:
-            pytest.fail(f"{reason} (AGENTFLEET_REQUIRE_DATA=1, so this is a failure)")
+            pytest.fail(f"{reason} (AGENTFLEET_TEST_REQUIRE_DATA=1, so this is a failure)")
         pytest.skip(reason)
     return path
 

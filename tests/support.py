@@ -48,7 +48,7 @@ OPEN_ENGINES: list[Engine] = []
 def migrated_sessions(database_url: str) -> sessionmaker[Session]:
     """Create the ledger schema and load the built-in prices; the engine is disposed after
     the test by the ``_dispose_engines`` fixture."""
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, create=True)
     OPEN_ENGINES.append(engine)
     upgrade(engine)
     sessions = session_factory(engine)

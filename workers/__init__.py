@@ -13,7 +13,7 @@ except Exception as exc:
     if message is None:
         raise
     # A configuration mistake stops the worker with one line instead of a traceback.
-    print(f"agentfleet workers cannot start: {message}", file=sys.stderr)
+    print(f"agentfleet worker cannot start: {message}", file=sys.stderr)
     raise SystemExit(2) from None
 
 __all__ = ["app"]

@@ -42,6 +42,17 @@ def create_app(settings: Settings) -> Celery:
     return app
 
 
+@signals.celeryd_init.connect
+def _check_before_consuming(
+    sender: Any = None, instance: Any = None, conf: Any = None, options: Any = None, **_: Any
+) -> None:
+    """Refuse to start on an unknown -Q queue or a ledger this worker cannot write to."""
+    from workers.startup import check_worker
+
+    known = [queue.name for queue in conf.task_queues] if conf is not None else []
+    check_worker((options or {}).get("queues"), known)
+
+
 @signals.after_setup_logger.connect
 def _quiet_http_client_logs(**_: Any) -> None:
     """Drop httpx's INFO line per request; the job log already records every call."""

@@ -29,7 +29,7 @@ from ledger.calls import (
     record_usage,
 )
 from ledger.db import transaction
-from ledger.models import AttemptStatus
+from ledger.models import AttemptStatus, Job
 from ledger.prices import UnknownPrice
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
@@ -88,7 +88,7 @@ class JobRunner:
             job = claim_job(session, job_id, agent.time_limit_s)
             previous = attempts_of(session, job_id) if job else []
         if job is None:
-            log.info("job %s already finished or unknown; delivery skipped", job_id)
+            self._log_skipped(job_id)
             return "skipped"
 
         targets = self.runtime.targets(agent.model)
@@ -99,6 +99,18 @@ class JobRunner:
             return self._give_up(JobContext(agent, job, [], Counter()), str(exc))
         used = Counter(Target(a.provider, a.model) for a in previous)
         return self._run_targets(JobContext(agent, job, messages, used), targets)
+
+    def _log_skipped(self, job_id: str) -> None:
+        with self.runtime.sessions() as session:
+            known = session.get(Job, job_id) is not None
+        if known:
+            log.info("job %s is already finished; delivery skipped", job_id)
+        else:
+            log.warning(
+                "job %s is not in this worker's ledger; message dropped. Does another fleet, "
+                "with another database, share this broker?",
+                job_id,
+            )
 
     def _prepare(
         self, agent: AgentSpec, job: ClaimedJob, targets: list[Target]

@@ -3,22 +3,30 @@
 import logging
 from datetime import UTC, datetime
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from agents import RUN_TASK_NAME
 from ledger.periods import Period
 from ledger.rollup import rollup_period
 from workers.app import ROLLUP_TASK_NAME
-from workers.runner import JobRunner
+from workers.runner import JobRunner, RequeueJob
 from workers.runtime import get_runtime
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name=RUN_TASK_NAME)
-def run_job(job_id: str, agent: str) -> str:
-    """Run one agent job; its outcome is written to the ledger, not returned to Celery."""
-    return JobRunner(get_runtime()).run(job_id, agent)
+@shared_task(name=RUN_TASK_NAME, bind=True)
+def run_job(self: Task, job_id: str, agent: str) -> str:
+    """Run one agent job; its outcome is written to the ledger, not returned to Celery.
+
+    A job that must wait long is sent back to its queue with a countdown, so the wait
+    holds no worker thread; its attempts so far are in the ledger.
+    """
+    try:
+        return JobRunner(get_runtime()).run(job_id, agent)
+    except RequeueJob as exc:
+        log.info("job %s agent %s %s", job_id, agent, exc)
+        raise self.retry(countdown=exc.countdown_s, max_retries=None) from None
 
 
 @shared_task(name=ROLLUP_TASK_NAME)

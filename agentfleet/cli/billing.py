@@ -53,7 +53,12 @@ def plans_create(
 ) -> None:
     """Create plan NAME billed per million tokens (--rate) or at a markup on cost (--markup)."""
     parsed_rates = _parse_rates(rates) if rates else None
-    parsed_markup = _decimal_option("--markup", markup) if markup is not None else None
+    parsed_markup = None
+    if markup is not None:
+        try:
+            parsed_markup = parse_decimal(markup, "--markup", positive=True)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--markup") from None
     with transaction(ctx.sessions) as session:
         create_plan(
             session, name, rates_per_mtok=parsed_rates, markup=parsed_markup, currency=currency
@@ -70,6 +75,8 @@ def _parse_rates(rates: tuple[str, ...]) -> dict[TokenKind, Decimal]:
             raise click.BadParameter(
                 f"{text!r}: expected KIND=PRICE with KIND one of {kinds}", param_hint="--rate"
             )
+        if TokenKind(kind) in parsed:
+            raise click.BadParameter(f"{kind} is given twice", param_hint="--rate")
         parsed[TokenKind(kind)] = _decimal_option("--rate", price, kind)
     return parsed
 
@@ -139,6 +146,8 @@ def tenants_list(ctx: CliContext, output_format: str) -> None:
 def rollup(ctx: CliContext, period: Period | None, tenant: str | None, output_format: str) -> None:
     """Write or refresh draft invoices from billable usage; running it again changes nothing."""
     period = period or Period.month_of(datetime.now(UTC))
+    if tenant is not None:
+        ctx.client.check_tenant(tenant)
     results = rollup_period(ctx.sessions, period, tenant)
     rows = [
         {
@@ -172,6 +181,8 @@ def invoices(
     if click_ctx.invoked_subcommand is not None:
         return
     ctx = click_ctx.ensure_object(CliContext)
+    if tenant is not None:
+        ctx.client.check_tenant(tenant)
     with ctx.sessions() as session:
         rows = [
             {

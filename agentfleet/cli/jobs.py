@@ -35,20 +35,34 @@ def _progress(description: str) -> Progress:
     metavar="FIELD",
     help="input field whose value becomes each job's idempotency key",
 )
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--key-prefix",
+    default="",
+    metavar="TEXT",
+    help="text put before each --key-field value, e.g. to submit one file to several agents",
+)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @FORMAT_OPTION
 @pass_context
 def submit(
-    ctx: CliContext, tenant: str, agent: str, key_field: str | None, file: Path, output_format: str
+    ctx: CliContext,
+    tenant: str,
+    agent: str,
+    key_field: str | None,
+    key_prefix: str,
+    file: Path,
+    output_format: str,
 ) -> None:
-    """Submit one job per line of a JSON Lines FILE and print the job ids.
+    """Submit one job per line of a JSON Lines FILE (- for standard input); print the job ids.
 
     Every line is checked before any job is stored, so a bad line submits nothing.
     """
+    if key_prefix and not key_field:
+        raise click.UsageError("--key-prefix needs --key-field")
     client = ctx.client
     spec = client.catalog[agent]
     client.check_tenant(tenant)
-    requests = read_job_requests(file, spec, key_field)
+    requests = read_job_requests(file, spec, key_field, key_prefix)
     with _progress(f"submitting to {agent}") as progress:
         task = progress.add_task("submit", total=len(requests))
         submitted = client.submit_many(
@@ -65,11 +79,17 @@ def submit(
         return
     for item in submitted:
         click.echo(item.job.id)
-    reused = sum(not item.created for item in submitted)
-    note = f" ({reused} already existed under their idempotency keys)" if reused else ""
+    created = sum(item.created for item in submitted)
+    reused = len(submitted) - created
+    note = f"; {reused} already existed under their idempotency keys" if reused else ""
     click.echo(
-        f"submitted {len(submitted)} jobs for tenant {tenant} to agent {agent}{note}", err=True
+        f"submitted {_count(created, 'new job')} for tenant {tenant} to agent {agent}{note}",
+        err=True,
     )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @click.command()
@@ -137,6 +157,8 @@ def jobs(
     """List jobs, newest first."""
     if agent is not None:
         ctx.client.catalog[agent]
+    if tenant is not None:
+        ctx.client.check_tenant(tenant)
     _emit_jobs(
         ctx.client.list_jobs(tenant=tenant, agent=agent, statuses=statuses, limit=limit),
         output_format,
@@ -152,7 +174,12 @@ def cancel(
     ctx: CliContext, job_ids: tuple[str, ...], tenant: str | None, output_format: str
 ) -> None:
     """Cancel queued or running jobs; finished jobs keep their state."""
-    _emit_jobs(ctx.client.cancel(list(job_ids), tenant), output_format)
+    views = ctx.client.cancel(list(job_ids), tenant)
+    _emit_jobs(views, output_format)
+    kept = [view for view in views if view.status != JobStatus.CANCELLED]
+    if kept:
+        state = "its state" if len(kept) == 1 else "their state"
+        click.echo(f"{_count(len(kept), 'job')} had already finished and kept {state}", err=True)
 
 
 @click.command()

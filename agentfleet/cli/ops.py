@@ -9,7 +9,7 @@ from rich.console import Console
 from agentfleet.cli.context import CliContext, pass_context
 from agentfleet.cli.output import FORMAT_OPTION, emit
 from agentfleet.fleet import load_agents, resolve_alias
-from ledger.db import transaction
+from ledger.db import make_engine, session_factory, transaction
 from ledger.migrate import current_revision, downgrade, head_revision, upgrade
 from ledger.prices import load_price_catalog, sync_prices
 from simulator.faults import RetryAfterStyle
@@ -26,15 +26,22 @@ def db() -> None:
 )
 @pass_context
 def db_upgrade(ctx: CliContext, revision: str) -> None:
-    """Apply migrations, then add any new prices from the price catalog."""
-    upgrade(ctx.engine, revision)
-    with transaction(ctx.sessions) as session:
-        added = sync_prices(session, load_price_catalog(ctx.settings.price_catalog_file))
-    click.echo(f"ledger at revision {current_revision(ctx.engine)}; {added} new price rows")
+    """Create the ledger if needed, apply migrations, then add new prices from the catalog."""
+    engine = make_engine(ctx.settings.database_url, create=True)
+    try:
+        upgrade(engine, revision)
+        with transaction(session_factory(engine)) as session:
+            added = sync_prices(session, load_price_catalog(ctx.settings.price_catalog_file))
+        click.echo(f"ledger at revision {current_revision(engine)}; {added} new price rows")
+    finally:
+        engine.dispose()
 
 
 @db.command("downgrade")
 @click.argument("revision")
+@click.confirmation_option(
+    prompt="Downgrading drops the tables and columns of later revisions, with their data. Go on?"
+)
 @pass_context
 def db_downgrade(ctx: CliContext, revision: str) -> None:
     """Revert migrations down to REVISION ('base' removes every table)."""
@@ -195,10 +202,12 @@ def demo(ctx: CliContext, latency_ms: float, workdir: Path | None, keep: bool) -
     run = demo_run.prepare(
         workdir, ctx.overrides.get("broker_url"), ctx.overrides.get("database_url"), latency_ms
     )
+    keep = keep or workdir is not None
+    finished = False
     try:
         console.print(
-            f"ledger {run.settings.database_url}, broker {run.settings.broker_url}, "
-            f"work folder {run.workdir}"
+            f"ledger {run.settings.database_url}, broker {run.settings.broker_url}, work folder "
+            f"{run.workdir} ({'kept' if keep else 'removed at the end; --keep keeps it'})"
         )
         demo_run.start_workers(run)
         console.print(
@@ -206,8 +215,11 @@ def demo(ctx: CliContext, latency_ms: float, workdir: Path | None, keep: bool) -
         )
         demo_run.submit_and_wait(run)
         matches = report(run, console)
+        finished = True
     finally:
-        demo_run.clean_up(run, keep or workdir is not None)
+        demo_run.clean_up(run, keep or not finished)
+        if not finished:
+            click.echo(f"the demo stopped early; its logs are in {run.workdir / 'logs'}", err=True)
     verdict = "equal the simulator's counts" if matches else "DIFFER from the simulator's counts"
     elapsed_s = time.monotonic() - started
     console.print(f"{len(run.jobs)} jobs in {elapsed_s:.0f} s; ledger token totals {verdict}.")

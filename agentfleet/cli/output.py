@@ -1,6 +1,7 @@
 """Printing listings as a table for people or as JSON for programs."""
 
 import json
+import sys
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,7 +20,9 @@ FORMAT_OPTION = click.option(
     help="table for people, json for programs",
 )
 
-console = Console(highlight=False)
+# Output piped to a file or another program is not cut to 80 columns.
+PIPED_WIDTH = 200
+console = Console(highlight=False, width=None if sys.stdout.isatty() else PIPED_WIDTH)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -47,7 +50,8 @@ def emit(
         return
     table = Table(title=title, show_lines=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        # Ids stay on one line so they can be copied.
+        table.add_column(column, overflow="fold", no_wrap=column in ("id", "invoice"))
     for row in rows:
         table.add_row(*(_cell(row.get(column)) for column in columns))
     console.print(table)

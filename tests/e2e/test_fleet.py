@@ -59,6 +59,8 @@ def fleet(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[dict[st
         "AGENTFLEET_PROVIDERS__OPENAI__BASE_URL": f"http://127.0.0.1:{port}/v1",
         "AGENTFLEET_PROVIDERS__OPENAI__API_KEY": "simulator",
     }
+    # Workers refuse to start on a ledger without the current schema.
+    migrated_sessions(pg_url)
     logs = tmp_path / "logs"
     processes: list[ManagedProcess] = [
         start_simulator(port, logs, latency_ms=20, jitter_ms=20, env=env)

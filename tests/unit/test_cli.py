@@ -66,7 +66,7 @@ def test_submit_prints_ids_and_routes_to_queue(ready: Path) -> None:
     assert result.exit_code == 0, result.output
     ids = result.stdout.split()
     assert len(ids) == 3
-    assert "submitted 3 jobs for tenant acme to agent triage" in result.stderr
+    assert "submitted 3 new jobs for tenant acme to agent triage" in result.stderr
     assert {job["id"] for job in jobs_json()} == set(ids)
     assert {job["status"] for job in jobs_json()} == {"queued"}
     assert len(broker_messages("agent.triage")) == 3
@@ -77,7 +77,10 @@ def test_key_field_makes_resubmission_safe(ready: Path) -> None:
     first = run("submit", "--tenant", "acme", "--agent", "triage", "--key-field", "id", str(ready))
     second = run("submit", "--tenant", "acme", "--agent", "triage", "--key-field", "id", str(ready))
     assert first.stdout == second.stdout
-    assert "(3 already existed under their idempotency keys)" in second.stderr
+    assert (
+        "submitted 0 new jobs for tenant acme to agent triage; 3 already existed under their idempotency keys"
+        in second.stderr
+    )
     assert len(broker_messages("agent.triage")) == 3
     assert len(jobs_json()) == 3
 
@@ -103,7 +106,7 @@ def test_key_field_makes_resubmission_safe(ready: Path) -> None:
         (
             [COMPLAINTS[0], {"narrative": "x"}],
             ("--key-field", "id"),
-            "line 2: --key-field 'id' needs a non-empty string or number",
+            "line 2: has no 'id' field, which --key-field needs in every line",
         ),
         (
             COMPLAINTS,
@@ -153,10 +156,17 @@ def test_unreadable_files_are_reported(ready: Path, tmp_path: Path) -> None:
     assert jobs_json() == []
 
 
-def test_commands_before_upgrade_explain_fix() -> None:
+def test_commands_before_upgrade_explain_fix(tmp_path: Path) -> None:
     result = run("jobs")
     assert result.exit_code == 1
-    assert "has no tables yet; run 'agentfleet db upgrade' first" in result.stderr
+    assert (
+        result.stderr
+        == "Error: no ledger at .agentfleet/ledger.db; run 'agentfleet db upgrade' to create it\n"
+    )
+    assert not Path(".agentfleet").exists()
+    (tmp_path / "empty.db").touch()
+    empty = run("--database", f"sqlite:///{tmp_path / 'empty.db'}", "jobs")
+    assert "has no tables yet; run 'agentfleet db upgrade' first" in empty.stderr
 
 
 def test_invalid_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -271,3 +281,94 @@ def test_cancel_stops_queued_jobs(ready: Path) -> None:
     assert "not found" in run("cancel", "--tenant", "globex", ids[2]).stderr
     assert jobs_json("--status", "queued")[0]["id"] == ids[2]
     assert run("wait", ids[0]).exit_code == 1
+
+
+def test_key_conflict_across_agents(ready: Path) -> None:
+    run("submit", "--tenant", "acme", "--agent", "triage", "--key-field", "id", str(ready))
+    clash = run(
+        "submit", "--tenant", "acme", "--agent", "summarize", "--key-field", "id", str(ready)
+    )
+    assert clash.exit_code == 1
+    assert "idempotency key 'c1' of tenant 'acme' already names job" in clash.stderr
+    assert (
+        "of agent 'triage', not 'summarize'; give each agent's jobs their own keys" in clash.stderr
+    )
+    prefixed = run(
+        "submit",
+        "--tenant",
+        "acme",
+        "--agent",
+        "summarize",
+        "--key-field",
+        "id",
+        "--key-prefix",
+        "summarize-",
+        str(ready),
+    )
+    assert prefixed.exit_code == 0
+    agents = sorted(job["agent"] for job in jobs_json())
+    assert agents == ["summarize"] * 3 + ["triage"] * 3
+
+
+def test_submit_reads_stdin_and_bom(ready: Path) -> None:
+    text = "\ufeff" + ready.read_text(encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["submit", "--tenant", "acme", "--agent", "triage", "-"], input=text.encode()
+    )
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.split()) == 3
+
+
+def test_unknown_tenant_filters_are_errors(ready: Path) -> None:
+    for command in (("rollup",), ("invoices",), ("jobs",)):
+        result = run(*command, "--tenant", "nobody")
+        assert result.exit_code == 1
+        assert "unknown tenant 'nobody'" in result.stderr
+
+
+def test_plan_values_must_fit(ready: Path) -> None:
+    cases = [
+        (
+            ("--rate", "input=0.1234567", "--rate", "output=1"),
+            "input rate 0.1234567 has more than 6 decimal places",
+        ),
+        (("--rate", "input=1e9", "--rate", "output=1"), "input rate 1E+9 must be below 1000000"),
+        (("--markup", "5000"), "markup 5000 must be below 1000"),
+        (("--markup", "-1"), "--markup: '-1' must be a number greater than 0"),
+        (("--rate", "input=1", "--rate", "input=2"), "input is given twice"),
+    ]
+    for options, message in cases:
+        result = run("plans", "create", "p9", *options)
+        assert result.exit_code in (1, 2)
+        assert message in result.stderr, result.stderr
+    assert "plan name '' is invalid" in run("plans", "create", "", "--markup", "1.2").stderr
+    assert "plan name" in run("plans", "create", "x" * 65, "--markup", "1.2").stderr
+    assert [p["name"] for p in json.loads(run("plans", "list", "--format", "json").output)] == [
+        "std"
+    ]
+
+
+def test_settings_mistakes_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTFLEET_MAX_ATTEMTPS", "3")
+    typo = run("jobs")
+    assert (
+        "unknown setting AGENTFLEET_MAX_ATTEMTPS; did you mean AGENTFLEET_MAX_ATTEMPTS?"
+        in typo.stderr
+    )
+    monkeypatch.delenv("AGENTFLEET_MAX_ATTEMTPS")
+    monkeypatch.setenv("AGENTFLEET_BROKER_URL", "htp://x")
+    broker = run("jobs")
+    assert "AGENTFLEET_BROKER_URL: 'htp://x' is not a supported broker URL" in broker.stderr
+    monkeypatch.setenv("AGENTFLEET_BROKER_URL", "filesystem://")
+    monkeypatch.setenv("AGENTFLEET_PROVIDERS", "{bad json")
+    bad_json = run("jobs")
+    assert bad_json.exit_code == 1
+    assert "invalid settings:" in bad_json.stderr
+    assert "Traceback" not in bad_json.output
+    monkeypatch.setenv("AGENTFLEET_PROVIDERS", "{}")
+    monkeypatch.setenv("AGENTFLEET_MODEL_ALIASES", '{"fast": "nope"}')
+    alias = run("jobs")
+    assert (
+        "invalid settings: model_aliases['fast'] target 'nope'; expected 'provider:model'"
+        in alias.stderr
+    )

@@ -20,7 +20,7 @@ AT = datetime(2026, 6, 1, tzinfo=UTC)
 def book_from(tmp_path: Path, catalog: str) -> PriceBook:
     path = tmp_path / "prices.toml"
     path.write_text(catalog, encoding="utf-8")
-    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}", create=True)
     upgrade(engine)
     sessions = session_factory(engine)
     with transaction(sessions) as session:
@@ -98,7 +98,7 @@ def test_stored_price_is_never_changed(tmp_path: Path) -> None:
     catalog = '[[price]]\nprovider = "p"\nmodel = "m"\neffective_from = 2025-01-01\ninput = "1"\noutput = "2"\n'
     path = tmp_path / "prices.toml"
     path.write_text(catalog, encoding="utf-8")
-    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}", create=True)
     upgrade(engine)
     sessions = session_factory(engine)
     with transaction(sessions) as session:
@@ -184,7 +184,7 @@ def test_periods_are_utc_months() -> None:
 def test_plan_validation(tmp_path: Path) -> None:
     from ledger.plans import create_plan
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}", create=True)
     upgrade(engine)
     sessions = session_factory(engine)
     cases = [
@@ -200,7 +200,7 @@ def test_plan_validation(tmp_path: Path) -> None:
 
 
 def test_long_context_tier_prices_whole_call(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}", create=True)
     upgrade(engine)
     sessions = session_factory(engine)
     with transaction(sessions) as session:

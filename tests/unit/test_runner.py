@@ -284,3 +284,17 @@ def test_log_lines_name_job_and_attempt(
         ),
     ]
     assert "simulator" not in caplog.text
+
+
+def test_unknown_job_is_logged_as_warning(
+    runtime: WorkerRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="workers.runner"):
+        assert JobRunner(runtime).run("no-such-job", "triage") == "skipped"
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "job no-such-job is not in this worker's ledger; message dropped. Does another fleet, "
+            "with another database, share this broker?",
+        )
+    ]

@@ -44,6 +44,7 @@ def test_router_sends_jobs_to_agent_queue() -> None:
             "invalid settings: AGENTFLEET_MAX_ATTEMPTS: Input should be greater than or equal to 1",
         ),
         ({"AGENTFLEET_AGENTS_FILE": "missing.yaml"}, "agent catalog missing.yaml: file not found"),
+        ({}, "no ledger at .agentfleet/ledger.db; run 'agentfleet db upgrade' to create it"),
     ],
 )
 def test_worker_refuses_bad_config(tmp_path: Path, env: dict[str, str], message: str) -> None:
@@ -56,5 +57,21 @@ def test_worker_refuses_bad_config(tmp_path: Path, env: dict[str, str], message:
         timeout=60,
     )
     assert done.returncode == 2
-    assert done.stderr.strip() == f"agentfleet workers cannot start: {message}"
+    assert done.stderr.strip() == f"agentfleet worker cannot start: {message}"
     assert "Traceback" not in done.stderr
+
+
+def test_worker_refuses_unknown_queue(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "agent.triag"],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "agentfleet worker cannot start: unknown queue 'agent.triag'; the queues are agent.triage, "
+        "agent.summarize, agent.clause-review, agentfleet.maintenance (see 'agentfleet agents')"
+    )

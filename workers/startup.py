@@ -1,0 +1,56 @@
+"""Checks a worker makes before it consumes a single message."""
+
+import sys
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from agentfleet.errors import describe
+from agentfleet.settings import get_settings
+from ledger.db import make_engine
+from ledger.errors import LedgerError
+from ledger.migrate import current_revision, head_revision
+
+EXIT_CONFIG = 2
+
+
+def check_worker(queues: Any, known_queues: list[str]) -> None:
+    """Stop the worker with one line when its queues or its ledger are wrong.
+
+    A worker that consumed jobs it cannot record would drop them, so an unknown queue,
+    an unreachable ledger or one without the current schema stops it at start-up.
+    """
+    problem = _queue_problem(queues, known_queues) or _ledger_problem()
+    if problem:
+        print(f"agentfleet worker cannot start: {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+
+
+def _queue_problem(queues: Any, known: list[str]) -> str | None:
+    if not queues:
+        return None
+    names = queues.split(",") if isinstance(queues, str) else list(queues)
+    unknown = [name for name in names if name not in known]
+    if not unknown:
+        return None
+    return (
+        f"unknown queue {unknown[0]!r}; the queues are {', '.join(known)} (see 'agentfleet agents')"
+    )
+
+
+def _ledger_problem() -> str | None:
+    database_url = get_settings().database_url
+    try:
+        engine = make_engine(database_url)
+        try:
+            current, head = current_revision(engine), head_revision(engine)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, LedgerError) as exc:
+        return describe(exc, database_url) or f"cannot open the ledger: {exc}"
+    if current != head:
+        return (
+            f"the ledger is at schema revision {current or 'none'}, this worker needs {head}; "
+            "run 'agentfleet db upgrade'"
+        )
+    return None
