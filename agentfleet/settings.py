@@ -201,8 +201,10 @@ class Settings(BaseSettings):
     @field_validator("model_aliases", mode="before")
     @classmethod
     def _single_targets_as_lists(cls, value: object) -> object:
+        """Accept one target as a string, and keep the default aliases none replaces."""
         if isinstance(value, dict):
-            return {alias: [t] if isinstance(t, str) else t for alias, t in value.items()}
+            given = {alias: [t] if isinstance(t, str) else t for alias, t in value.items()}
+            return {**_default_aliases(), **given}
         return value
 
     @model_validator(mode="after")
