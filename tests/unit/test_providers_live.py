@@ -110,9 +110,11 @@ def test_cut_openai_stream_has_no_usage(http: httpx.Client, tmp_path: Path) -> N
 
 def test_hang_times_out(http: httpx.Client, tmp_path: Path) -> None:
     steps = script(tmp_path, {"fault": "hang"})
-    with simulator_thread(SimulatorConfig(script=steps)) as base:
-        with pytest.raises(ProviderUnavailable, match="timed out after 0.5 s"):
-            OpenAIChatClient(http, f"{base}/v1", "k").complete(REQUEST, timeout_s=0.5)
+    with (
+        simulator_thread(SimulatorConfig(script=steps)) as base,
+        pytest.raises(ProviderUnavailable, match=r"timed out after 0\.5 s"),
+    ):
+        OpenAIChatClient(http, f"{base}/v1", "k").complete(REQUEST, timeout_s=0.5)
 
 
 @pytest.fixture
