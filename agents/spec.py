@@ -68,6 +68,11 @@ class AgentSpec(BaseModel):
     max_tokens: int = Field(gt=0, le=200_000)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     time_limit_s: float = Field(gt=0, le=3600)
+    cacheable: bool = Field(
+        default=False,
+        description="replies depend only on the request, so identical requests share one reply",
+    )
+    cache_ttl_s: int = Field(default=3600, gt=0, le=30 * 86400)
 
     @property
     def queue(self) -> str:

@@ -138,7 +138,8 @@ def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: An
     )
     completed = rowcount(session.execute(finish)) == 1
     record_usage(session, job, call, billable=completed)
-    close_attempt(session, call.attempt_id, AttemptStatus.SUCCEEDED)
+    status = AttemptStatus.CACHE_HIT if call.cache_hit else AttemptStatus.SUCCEEDED
+    close_attempt(session, call.attempt_id, status)
     return completed
 
 

@@ -63,6 +63,8 @@ class AttemptStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ORPHANED = "orphaned"
+    # Served from the response cache: no provider call was made.
+    CACHE_HIT = "cache_hit"
 
 
 class PlanKind(StrEnum):

@@ -51,6 +51,7 @@ def create_plan(
     rates_per_mtok: dict[TokenKind, Decimal] | None = None,
     markup: Decimal | None = None,
     currency: str = PROVIDER_CURRENCY,
+    bill_cache_hits: bool = True,
 ) -> Plan:
     """Create a per_mtok plan (give rates) or a markup plan (give markup), not both.
 
@@ -58,7 +59,13 @@ def create_plan(
     to the input rate. A markup plan bills in the providers' currency, USD.
     """
     kind = _plan_kind(name, rates_per_mtok, markup, currency)
-    plan = Plan(name=name, kind=kind.value, currency=currency, markup=markup)
+    plan = Plan(
+        name=name,
+        kind=kind.value,
+        currency=currency,
+        markup=markup,
+        bill_cache_hits=bill_cache_hits,
+    )
     session.add(plan)
     try:
         session.flush()

@@ -17,6 +17,7 @@ class UsageTotal:
     key: tuple[str, ...]
     calls: int
     billable_calls: int
+    cache_hits: int
     prompt_tokens: int
     output_tokens: int
     cost: Decimal
@@ -32,8 +33,8 @@ GROUPINGS = {
 def usage_totals(
     session: Session, by: str = "model", job_ids: Sequence[str] | None = None
 ) -> list[UsageTotal]:
-    """Sum every recorded call, billable or not, grouped as ``by`` names; optionally
-    only the calls of the given jobs."""
+    """Sum every recorded provider call, billable or not, grouped as ``by`` names; optionally
+    only the calls of the given jobs. Cache hits made no call, so they are only counted."""
     columns = GROUPINGS[by]
     prompt = (
         UsageRecord.input_tokens + UsageRecord.cached_input_tokens + UsageRecord.cache_write_tokens
@@ -41,10 +42,13 @@ def usage_totals(
     query = (
         select(
             *columns,
-            func.count(),
+            func.count().filter(UsageRecord.cache_hit.is_(False)),
             func.count().filter(UsageRecord.billable),
-            func.sum(prompt),
-            func.sum(UsageRecord.output_tokens),
+            func.count().filter(UsageRecord.cache_hit),
+            func.coalesce(func.sum(prompt).filter(UsageRecord.cache_hit.is_(False)), 0),
+            func.coalesce(
+                func.sum(UsageRecord.output_tokens).filter(UsageRecord.cache_hit.is_(False)), 0
+            ),
             func.sum(UsageRecord.cost),
         )
         .group_by(*columns)
@@ -55,10 +59,16 @@ def usage_totals(
     totals = []
     for row in session.execute(query):
         key = tuple(str(value) for value in row[: len(columns)])
-        calls, billable, prompt_sum, output_sum, cost = row[len(columns) :]
+        calls, billable, hits, prompt_sum, output_sum, cost = row[len(columns) :]
         totals.append(
             UsageTotal(
-                key, int(calls), int(billable), int(prompt_sum), int(output_sum), Decimal(cost)
+                key,
+                int(calls),
+                int(billable),
+                int(hits),
+                int(prompt_sum),
+                int(output_sum),
+                Decimal(cost),
             )
         )
     return totals

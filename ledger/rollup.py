@@ -8,7 +8,7 @@ never touched.
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select, true
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.models import Invoice, InvoiceLine, InvoiceStatus, Plan, Tenant, UsageRecord
@@ -76,7 +76,7 @@ def _rollup_tenant(session: Session, tenant_id: str, period: Period) -> RollupRe
     if invoice.status == InvoiceStatus.FINAL.value:
         return RollupResult(tenant_id, period, invoice.id, invoice.total, invoice.currency, 0, True)
 
-    groups = _usage_groups(session, tenant_id, period)
+    groups = _usage_groups(session, tenant_id, period, plan.bill_cache_hits)
     lines = [_invoice_line(invoice.id, group, terms) for group in groups]
     session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id))
     session.add_all(lines)
@@ -110,7 +110,14 @@ def _lock_invoice(session: Session, tenant_id: str, period: Period, currency: st
     return session.scalars(query.with_for_update()).one()
 
 
-def _usage_groups(session: Session, tenant_id: str, period: Period) -> list[UsageGroup]:
+def _usage_groups(
+    session: Session, tenant_id: str, period: Period, bill_cache_hits: bool
+) -> list[UsageGroup]:
+    """Sum the billable usage of one tenant's period by agent and model.
+
+    Cache hits count only on plans that bill them; they have no provider cost, so a
+    markup plan charges nothing for them either way.
+    """
     query = (
         select(
             UsageRecord.agent,
@@ -123,6 +130,7 @@ def _usage_groups(session: Session, tenant_id: str, period: Period) -> list[Usag
             func.sum(UsageRecord.cost),
         )
         .where(UsageRecord.tenant_id == tenant_id, UsageRecord.billable, *_in_period(period))
+        .where(true() if bill_cache_hits else UsageRecord.cache_hit.is_(False))
         .group_by(UsageRecord.agent, UsageRecord.model)
         .order_by(UsageRecord.agent, UsageRecord.model)
     )

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from agentfleet.fleet import Target
@@ -30,7 +31,7 @@ from ledger.calls import (
 )
 from ledger.db import transaction
 from ledger.models import AttemptStatus, Job
-from ledger.prices import UnknownPrice
+from ledger.prices import CallCost, UnknownPrice
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
 from workers.providers.base import ChatReply, ChatRequest
@@ -154,13 +155,15 @@ class JobRunner:
 
     def _attempt(self, ctx: JobContext, target: Target) -> AttemptFailure | None:
         """Make one provider call and record it; return None when the job succeeded."""
+        request = self._request(ctx, target)
+        if ctx.agent.cacheable and (cached := self.runtime.cache.get(target, request)):
+            return self._cache_hit(ctx, target, cached)
         remaining_s = _remaining_s(ctx.job)
         if remaining_s <= 0 or not self._wait_for_rate_limit(ctx, target):
             return AttemptFailure(
                 f"deadline of {ctx.agent.time_limit_s:g} s passed", retryable=False
             )
 
-        request = self._request(ctx, target)
         with transaction(self.runtime.sessions) as session:
             attempt_id = open_attempt(session, ctx.job.id, target.provider, target.model)
         started_at = utcnow()
@@ -172,6 +175,30 @@ class JobRunner:
         except ProviderError as exc:
             return self._failed_call(ctx, target, attempt_id, started_at, exc)
         call = self._call_record(attempt_id, target, reply.usage, started_at)
+        failure = self._finish_call(ctx, call, reply)
+        if failure is None and ctx.agent.cacheable:
+            self.runtime.cache.put(target, request, reply, ctx.agent.cache_ttl_s)
+        return failure
+
+    def _cache_hit(
+        self, ctx: JobContext, target: Target, reply: ChatReply
+    ) -> AttemptFailure | None:
+        """Complete the job from a cached reply: no provider call, so no provider cost; the
+        tokens stay on the record for plans that bill cache hits."""
+        with transaction(self.runtime.sessions) as session:
+            attempt_id = open_attempt(session, ctx.job.id, target.provider, target.model)
+        now = utcnow()
+        _, currency = self.runtime.prices.rates_at(target.provider, target.model, now)
+        call = CallRecord(
+            attempt_id,
+            target.provider,
+            target.model,
+            reply.usage,
+            CallCost(Decimal(0), currency),
+            now,
+            cache_hit=True,
+        )
+        log.info("job %s agent %s served from the response cache", ctx.job.id, ctx.job.agent)
         return self._finish_call(ctx, call, reply)
 
     def _request(self, ctx: JobContext, target: Target) -> ChatRequest:

@@ -18,6 +18,7 @@ from agentfleet.settings import Settings, get_settings
 from agents import AgentCatalog
 from ledger.db import make_engine, session_factory
 from ledger.prices import PriceBook
+from workers.cache import NoCache, RedisResponseCache, ResponseCache
 from workers.providers.anthropic_messages import AnthropicMessagesClient
 from workers.providers.base import ProviderClient
 from workers.providers.openai_chat import OpenAIChatClient
@@ -66,6 +67,10 @@ class WorkerRuntime:
             return NoLimits()
         return RedisRateLimiter(self.redis, self.settings.rate_limits)
 
+    @cached_property
+    def cache(self) -> ResponseCache:
+        return NoCache() if self.redis is None else RedisResponseCache(self.redis)
+
     def provider_client(self, provider: str) -> ProviderClient:
         config = self.settings.providers[provider]
         key = config.api_key.get_secret_value()
@@ -97,7 +102,14 @@ def get_runtime() -> WorkerRuntime:
             runtime = WorkerRuntime(get_settings())
             # Build every shared resource now, under the lock, so pool threads never race
             # to create two of them.
-            _ = (runtime.agents, runtime.sessions, runtime.prices, runtime.http, runtime.limiter)
+            _ = (
+                runtime.agents,
+                runtime.sessions,
+                runtime.prices,
+                runtime.http,
+                runtime.limiter,
+                runtime.cache,
+            )
             _runtime = runtime
         return _runtime
 

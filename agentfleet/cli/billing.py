@@ -47,9 +47,20 @@ def plans() -> None:
 )
 @click.option("--markup", metavar="FACTOR", help="bill provider cost times FACTOR, e.g. 1.3")
 @click.option("--currency", default="USD", show_default=True, help="ISO 4217 currency of the plan")
+@click.option(
+    "--bill-cache-hits/--no-bill-cache-hits",
+    default=True,
+    show_default=True,
+    help="bill the tokens of replies served from the response cache (per-token plans)",
+)
 @pass_context
 def plans_create(
-    ctx: CliContext, name: str, rates: tuple[str, ...], markup: str | None, currency: str
+    ctx: CliContext,
+    name: str,
+    rates: tuple[str, ...],
+    markup: str | None,
+    currency: str,
+    bill_cache_hits: bool,
 ) -> None:
     """Create plan NAME billed per million tokens (--rate) or at a markup on cost (--markup)."""
     parsed_rates = _parse_rates(rates) if rates else None
@@ -61,7 +72,12 @@ def plans_create(
             raise click.BadParameter(str(exc), param_hint="--markup") from None
     with transaction(ctx.sessions) as session:
         create_plan(
-            session, name, rates_per_mtok=parsed_rates, markup=parsed_markup, currency=currency
+            session,
+            name,
+            rates_per_mtok=parsed_rates,
+            markup=parsed_markup,
+            currency=currency,
+            bill_cache_hits=bill_cache_hits,
         )
     click.echo(f"created plan {name}")
 
@@ -275,6 +291,7 @@ def usage(ctx: CliContext, by: str, output_format: str) -> None:
             "group": "/".join(t.key),
             "calls": t.calls,
             "billable_calls": t.billable_calls,
+            "cache_hits": t.cache_hits,
             "prompt_tokens": t.prompt_tokens,
             "output_tokens": t.output_tokens,
             "cost_usd": t.cost,
@@ -283,6 +300,14 @@ def usage(ctx: CliContext, by: str, output_format: str) -> None:
     ]
     emit(
         rows,
-        ("group", "calls", "billable_calls", "prompt_tokens", "output_tokens", "cost_usd"),
+        (
+            "group",
+            "calls",
+            "billable_calls",
+            "cache_hits",
+            "prompt_tokens",
+            "output_tokens",
+            "cost_usd",
+        ),
         output_format,
     )

@@ -99,9 +99,10 @@ def test_cut_anthropic_stream_keeps_partial_usage(http: httpx.Client, tmp_path: 
 
 def test_cut_openai_stream_has_no_usage(http: httpx.Client, tmp_path: Path) -> None:
     steps = script(tmp_path, {"fault": "cut", "after_events": 2})
-    with simulator_thread(SimulatorConfig(script=steps)) as base, pytest.raises(
-        ProviderUnavailable, match="stream ended without its usage chunk"
-    ) as caught:
+    with (
+        simulator_thread(SimulatorConfig(script=steps)) as base,
+        pytest.raises(ProviderUnavailable, match="stream ended without its usage chunk") as caught,
+    ):
         OpenAIChatClient(http, f"{base}/v1", "k").complete(
             ChatRequest(**{**REQUEST.__dict__, "stream": True}), timeout_s=10
         )

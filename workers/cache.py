@@ -1,0 +1,65 @@
+"""Response cache in Redis for agents whose replies depend only on their request.
+
+The key is a hash of the target, the messages and every parameter that shapes the
+reply, so a hit returns what the same call returned before, with its usage.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Protocol
+
+import redis
+
+from agentfleet.fleet import Target
+from ledger.usage import TokenUsage
+from workers.providers.base import ChatReply, ChatRequest
+
+
+class ResponseCache(Protocol):
+    def get(self, target: Target, request: ChatRequest) -> ChatReply | None: ...
+
+    def put(self, target: Target, request: ChatRequest, reply: ChatReply, ttl_s: int) -> None: ...
+
+
+class NoCache:
+    """Stores nothing; for a fleet without Redis."""
+
+    def get(self, target: Target, request: ChatRequest) -> ChatReply | None:
+        return None
+
+    def put(self, target: Target, request: ChatRequest, reply: ChatReply, ttl_s: int) -> None:
+        return None
+
+
+class RedisResponseCache:
+    def __init__(self, client: redis.Redis, prefix: str = "agentfleet:cache") -> None:
+        self._client = client
+        self._prefix = prefix
+
+    def key(self, target: Target, request: ChatRequest) -> str:
+        shape = {
+            "target": str(target),
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "json_schema": request.json_schema,
+            "schema_name": request.schema_name,
+        }
+        digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+        return f"{self._prefix}:{digest}"
+
+    def get(self, target: Target, request: ChatRequest) -> ChatReply | None:
+        raw = self._client.get(self.key(target, request))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return ChatReply(data["content"], TokenUsage(**data["usage"]), data["finish_reason"])
+
+    def put(self, target: Target, request: ChatRequest, reply: ChatReply, ttl_s: int) -> None:
+        value = {
+            "content": reply.content,
+            "usage": asdict(reply.usage),
+            "finish_reason": reply.finish_reason,
+        }
+        self._client.set(self.key(target, request), json.dumps(value), ex=ttl_s)
