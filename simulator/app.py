@@ -79,13 +79,18 @@ class Simulator:
 
         job_id = request.headers.get(JOB_HEADER)
         self.stats.arrival(body["model"], job_id)
-        step = self.plan.next_step()
-        await self._delay(step)
-        if step.fault == "status":
-            return self._error(api, step, job_id)
-        if step.fault == "hang":
-            return await self._hang(request)
-        return self._reply(api, body, step)
+        # NOTE: a streamed reply stops counting as in flight when its stream starts.
+        self.stats.started()
+        try:
+            step = self.plan.next_step()
+            await self._delay(step)
+            if step.fault == "status":
+                return self._error(api, step, job_id)
+            if step.fault == "hang":
+                return await self._hang(request)
+            return self._reply(api, body, step)
+        finally:
+            self.stats.finished()
 
     async def _delay(self, step: Step) -> None:
         delay_ms = self.config.latency_ms + self.rng.uniform(0, self.config.jitter_ms)

@@ -34,6 +34,8 @@ class ServedStats:
     models: dict[str, ModelStats] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
     early_calls: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
     _arrivals: dict[str, deque[float]] = field(default_factory=dict)
     _not_before: dict[str, float] = field(default_factory=dict)
 
@@ -49,6 +51,13 @@ class ServedStats:
         stats.max_requests_per_minute = max(stats.max_requests_per_minute, len(window))
         if job_id is not None and now < self._not_before.get(job_id, 0.0):
             self.early_calls += 1
+
+    def started(self) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def finished(self) -> None:
+        self.in_flight -= 1
 
     def asked_to_wait(self, job_id: str | None, seconds: float) -> None:
         if job_id is not None:
@@ -71,6 +80,7 @@ class ServedStats:
         self.models.clear()
         self.faults.clear()
         self.early_calls = 0
+        self.max_in_flight = self.in_flight
         self._arrivals.clear()
         self._not_before.clear()
 
@@ -80,5 +90,6 @@ class ServedStats:
             "calls": sum(stats.calls for stats in self.models.values()),
             "faults": dict(sorted(self.faults.items())),
             "early_calls": self.early_calls,
+            "max_in_flight": self.max_in_flight,
             "models": models,
         }

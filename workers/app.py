@@ -47,10 +47,13 @@ def _check_before_consuming(
     sender: Any = None, instance: Any = None, conf: Any = None, options: Any = None, **_: Any
 ) -> None:
     """Refuse to start on an unknown -Q queue or a ledger this worker cannot write to."""
+    from workers import runtime
     from workers.startup import check_worker
 
     known = [queue.name for queue in conf.task_queues] if conf is not None else []
     check_worker((options or {}).get("queues"), known)
+    concurrency = (options or {}).get("concurrency") or (conf.worker_concurrency if conf else None)
+    runtime.pool_threads = int(concurrency) if concurrency else None
 
 
 @signals.after_setup_logger.connect

@@ -50,8 +50,13 @@ class WorkerRuntime:
 
     @cached_property
     def http(self) -> httpx.Client:
-        """One HTTP client per process, so calls to a provider reuse its connections."""
-        size = self.settings.http_max_connections
+        """One HTTP client per process, so calls to a provider reuse its connections.
+
+        Its pool has a connection for every pool thread, so no call waits for one.
+        """
+        size = max(
+            self.settings.http_max_connections, pool_threads or self.settings.worker_concurrency
+        )
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         return httpx.Client(limits=limits, timeout=httpx.Timeout(60.0))
 
@@ -92,6 +97,8 @@ class WorkerRuntime:
 
 
 _runtime: WorkerRuntime | None = None
+# The worker's pool size as started (celery -c), which can differ from the settings.
+pool_threads: int | None = None
 _lock = threading.Lock()
 
 

@@ -81,7 +81,7 @@ def test_stats_count_every_call() -> None:
         r["usage"]["prompt_tokens"] for r in replies[:2]
     )
     assert stats["models"]["m2"]["completion_tokens"] == replies[2]["usage"]["completion_tokens"]
-    assert reset == {"calls": 0, "faults": {}, "early_calls": 0, "models": {}}
+    assert reset == {"calls": 0, "faults": {}, "early_calls": 0, "max_in_flight": 0, "models": {}}
 
 
 def test_bad_requests_get_openai_errors() -> None:
