@@ -68,6 +68,7 @@ def start_simulator(
     latency_ms: float = 0.0,
     jitter_ms: float = 0.0,
     env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
 ) -> ManagedProcess:
     """Start ``agentfleet simulator`` on 127.0.0.1:port and wait until it answers /health."""
     command = [
@@ -83,6 +84,7 @@ def start_simulator(
         str(latency_ms),
         "--jitter-ms",
         str(jitter_ms),
+        *(extra_args or []),
     ]
     process = _spawn("simulator", command, env or dict(os.environ), log_dir)
     deadline = time.monotonic() + READY_TIMEOUT_S

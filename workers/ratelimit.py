@@ -1,6 +1,6 @@
 """Fleet-wide request and token limits per provider model, kept in Redis.
 
-Every worker asks Redis before each call. A sliding one-minute log of admitted calls
+Every worker asks Redis right before each call. A sliding one-minute log of admitted calls
 (and of the tokens they reserved) decides, in one Lua script, whether the call may go
 now or how long it must wait, so however many workers run, no 60-second window holds
 more calls or tokens than the limits allow. A 429 with Retry-After pauses the target
@@ -15,7 +15,10 @@ import redis
 from agentfleet.fleet import Target
 from agentfleet.settings import RateLimit
 
-WINDOW_MS = 60_000
+# The log spans a second more than a minute: a call reaches the provider a little after
+# it was admitted, and that delay must not let the provider count more than the limit in
+# one of its own minutes.
+WINDOW_MS = 61_000
 
 _ACQUIRE = """
 local t = redis.call('TIME')

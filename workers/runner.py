@@ -158,8 +158,7 @@ class JobRunner:
         request = self._request(ctx, target)
         if ctx.agent.cacheable and (cached := self.runtime.cache.get(target, request)):
             return self._cache_hit(ctx, target, cached)
-        remaining_s = _remaining_s(ctx.job)
-        if remaining_s <= 0 or not self._wait_for_rate_limit(ctx, target):
+        if _remaining_s(ctx.job) <= 0 or not self._wait_for_rate_limit(ctx, target):
             return AttemptFailure(
                 f"deadline of {ctx.agent.time_limit_s:g} s passed", retryable=False
             )
