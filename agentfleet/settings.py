@@ -258,7 +258,7 @@ class Settings(BaseSettings):
 
     @property
     def shared_redis_url(self) -> str | None:
-        """The Redis that holds fleet-wide state: redis_url, else a Redis broker."""
+        """The Redis that stores fleet-wide state: redis_url, else a Redis broker."""
         if self.redis_url:
             return self.redis_url
         return self.broker_url if self.broker_url.startswith(("redis://", "rediss://")) else None

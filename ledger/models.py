@@ -78,7 +78,7 @@ class InvoiceStatus(StrEnum):
 
 
 class Plan(Base):
-    """How a tenant is billed: a rate per million tokens of each kind, or cost times a markup."""
+    """Billing terms: a rate per million tokens of each kind, or provider cost times a markup."""
 
     __tablename__ = "plans"
 

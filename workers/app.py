@@ -20,11 +20,11 @@ def create_app(settings: Settings) -> Celery:
     app.conf.update(
         # Results and job state live in the ledger, not in a Celery result backend.
         task_ignore_result=True,
-        # A job's message is acknowledged after the task ran, and requeued if its
-        # worker process dies, so a crash never loses a job.
+        # A job's message is acknowledged after the task ran, so a worker that dies
+        # mid-job leaves the message for the broker to deliver again.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        # Each pool slot reserves one message, so a long job never holds short ones back.
+        # Each pool slot reserves one message, so short jobs do not wait behind a long one.
         worker_prefetch_multiplier=1,
         task_queues=celery_queues(catalog),
         task_routes=(route_task,),

@@ -53,7 +53,8 @@ class RequeueJob(Exception):
 
 @dataclass(frozen=True)
 class AttemptFailure:
-    """Why one attempt produced no result, and how long the provider asked us to wait."""
+    """Failure of one attempt: its message, whether a retry may help, and the provider's
+    requested wait."""
 
     message: str
     retryable: bool
