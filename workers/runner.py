@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -76,9 +77,15 @@ class JobContext:
 class JobRunner:
     """Runs agent jobs with the resources of one worker process."""
 
-    def __init__(self, runtime: WorkerRuntime, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        runtime: WorkerRuntime,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.runtime = runtime
         self.rng = rng or random.Random()
+        self.sleep = sleep
 
     def run(self, job_id: str, agent_name: str) -> str:
         """Run a job to a final state and return it, or 'skipped' for a finished job.
@@ -316,7 +323,7 @@ class JobRunner:
             return False
         if delay_s > self.runtime.settings.requeue_after_s:
             raise RequeueJob(delay_s, reason)
-        time.sleep(delay_s)
+        self.sleep(delay_s)
         return True
 
     def _give_up(self, ctx: JobContext, reason: str) -> str:

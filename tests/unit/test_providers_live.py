@@ -229,3 +229,40 @@ def test_long_wait_requeues_job(
     with ledger() as session:
         assert [a.number for a in attempts_of(session, job_id)] == [1, 2]
         assert get_job(session, job_id).status == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected_s"),
+    [
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after-ms": "3500"}, 3.5),
+        ({"retry-after": "Fri, 04 Dec 2026 12:00:05 GMT"}, 5.0),
+        ({"retry-after": "soon"}, None),
+    ],
+)
+def test_retry_waits_with_frozen_clock(
+    headers: dict[str, str],
+    expected_s: float | None,
+    tmp_path: Path,
+    sqlite_url: str,
+    ledger: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+
+    monkeypatch.setattr(
+        "workers.providers.base.utcnow", lambda: datetime(2026, 12, 4, 12, 0, 0, tzinfo=UTC)
+    )
+    sleeps: list[float] = []
+    steps = script(tmp_path, {"status": 429, "headers": headers})
+    with simulator_thread(SimulatorConfig(script=steps)) as base:
+        runtime = runtime_for(base, sqlite_url, ledger)
+        job_id = submit(ledger, "triage", {"narrative": NARRATIVE})
+        assert JobRunner(runtime, sleep=sleeps.append).run(job_id, "triage") == "succeeded"
+        runtime.close()
+    assert len(sleeps) == 1
+    if expected_s is None:
+        # Without a usable Retry-After the wait is the first backoff, at most the 0.01 s base.
+        assert 0 <= sleeps[0] <= 0.01
+    else:
+        assert sleeps[0] == expected_s

@@ -188,7 +188,6 @@ def test_retry_waits_for_retry_after(
     runtime: WorkerRuntime, ledger: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr("workers.runner.time.sleep", sleeps.append)
     scripted(
         runtime,
         [
@@ -197,7 +196,7 @@ def test_retry_waits_for_retry_after(
         ],
     )
     job_id = submit(ledger)
-    assert JobRunner(runtime).run(job_id, "triage") == "succeeded"
+    assert JobRunner(runtime, sleep=sleeps.append).run(job_id, "triage") == "succeeded"
     assert sleeps == [2.0]
 
 
@@ -205,10 +204,9 @@ def test_wait_past_deadline_fails_job(
     runtime: WorkerRuntime, ledger: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr("workers.runner.time.sleep", sleeps.append)
     scripted(runtime, [httpx.Response(429, headers={"retry-after": "600"}, text="slow down")])
     job_id = submit(ledger)
-    assert JobRunner(runtime).run(job_id, "triage") == "failed"
+    assert JobRunner(runtime, sleep=sleeps.append).run(job_id, "triage") == "failed"
     assert sleeps == []
     with ledger() as session:
         assert get_job(session, job_id).error == "HTTP 429: slow down (gave up after 1 attempt)"

@@ -75,3 +75,26 @@ def test_worker_refuses_unknown_queue(tmp_path: Path) -> None:
         "agentfleet worker cannot start: unknown queue 'agent.triag'; the queues are agent.triage, "
         "agent.summarize, agent.clause-review, agentfleet.maintenance (see 'agentfleet agents')"
     )
+
+
+def test_requeue_becomes_celery_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery.exceptions import Retry
+
+    from workers import tasks
+    from workers.runner import JobRunner, RequeueJob
+
+    def wait_long(self: JobRunner, job_id: str, agent: str) -> str:
+        raise RequeueJob(45.0, "rate limit of openai:gpt-4o-mini")
+
+    retries: list[dict[str, object]] = []
+
+    def retry(**options: object) -> Retry:
+        retries.append(options)
+        return Retry("re-enqueued")
+
+    monkeypatch.setattr(JobRunner, "run", wait_long)
+    monkeypatch.setattr(tasks, "get_runtime", lambda: None)
+    monkeypatch.setattr(tasks.run_job, "retry", retry)
+    with pytest.raises(Retry):
+        tasks.run_job.run(job_id="job-1", agent="triage")
+    assert retries == [{"countdown": 45.0, "max_retries": None}]
