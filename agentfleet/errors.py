@@ -1,5 +1,6 @@
 """Turn the errors a user can cause into one-line messages instead of tracebacks."""
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,9 +27,9 @@ def describe(exc: BaseException, database_url: str | None) -> str | None:
     if isinstance(exc, ValidationError):
         return "invalid settings: " + "; ".join(_setting_problem(error) for error in exc.errors())
     if isinstance(exc, SettingsError):
-        return (
-            f"invalid settings: {exc}; JSON values such as AGENTFLEET_PROVIDERS must be valid JSON"
-        )
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = f"AGENTFLEET_{match.group(1).upper()}" if match else "a JSON setting"
+        return f"invalid settings: {name} is not valid JSON"
     if isinstance(exc, (OperationalError, ProgrammingError)):
         return _database_problem(exc, database_url)
     return None
@@ -38,7 +39,13 @@ def _setting_problem(error: Any) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if not error["loc"]:
         return message
-    name = "AGENTFLEET_" + "__".join(str(part) for part in error["loc"]).upper()
+    field, *path = (str(part) for part in error["loc"])
+    name = f"AGENTFLEET_{field.upper()}"
+    if all(re.fullmatch(r"\w+", part) for part in path):
+        # Nested values are set as AGENTFLEET_FIELD__KEY__NAME.
+        name += "".join(f"__{part.upper()}" for part in path)
+    else:
+        name += "".join(f"[{part!r}]" for part in path)
     return f"{name}: {message}"
 
 

@@ -49,6 +49,15 @@ class ProviderSettings(BaseModel):
         return value.rstrip("/")
 
     @model_validator(mode="after")
+    def _anthropic_root(self) -> "ProviderSettings":
+        if self.api == "anthropic" and self.base_url.endswith("/v1"):
+            raise ValueError(
+                f"base_url {self.base_url} ends in /v1, but the anthropic client adds "
+                "/v1/messages itself; give the API root, e.g. https://api.anthropic.com"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _real_key_for_real_host(self) -> "ProviderSettings":
         if self.api_key.get_secret_value() == SIMULATOR_API_KEY and not _is_loopback(self.base_url):
             raise ValueError(

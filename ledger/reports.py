@@ -26,7 +26,12 @@ class UsageTotal:
 GROUPINGS = {
     "model": (UsageRecord.provider, UsageRecord.model),
     "tenant": (UsageRecord.tenant_id,),
-    "tenant-agent-model": (UsageRecord.tenant_id, UsageRecord.agent, UsageRecord.model),
+    "tenant-agent-model": (
+        UsageRecord.tenant_id,
+        UsageRecord.agent,
+        UsageRecord.provider,
+        UsageRecord.model,
+    ),
 }
 
 

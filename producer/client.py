@@ -13,6 +13,7 @@ from agentfleet.fleet import load_agents
 from agentfleet.settings import Settings, get_settings
 from agents import AgentCatalog, validate_input
 from ledger import jobs as job_store
+from ledger.calls import attempts_of
 from ledger.db import make_engine, session_factory, transaction
 from ledger.errors import NotFound
 from ledger.models import TERMINAL_STATUSES, Job, JobStatus
@@ -180,6 +181,23 @@ class JobClient:
         with transaction(self.sessions) as session:
             job_store.cancel_jobs(session, [view.id for view in views], tenant)
         return [self.get(view.id, tenant) for view in views]
+
+    def attempts(self, job_id: str, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Return the job's provider attempts in order: target, outcome and HTTP status."""
+        with self.sessions() as session:
+            job_store.get_job(session, job_id, tenant)
+            return [
+                {
+                    "number": a.number,
+                    "target": f"{a.provider}:{a.model}",
+                    "status": a.status,
+                    "http_status": a.http_status,
+                    "error": a.error,
+                    "started_at": a.started_at.isoformat(),
+                    "finished_at": a.finished_at.isoformat() if a.finished_at else None,
+                }
+                for a in attempts_of(session, job_id)
+            ]
 
     def check_tenant(self, tenant: str) -> None:
         """Raise NotFound, with the command that creates it, for an unknown tenant."""

@@ -114,8 +114,12 @@ def parse_rates(pairs: list[str]) -> dict[str, float]:
 
 
 def load_script(path: Path) -> list[Step]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScriptError(f"{path}: cannot read it as UTF-8 text: {exc}") from None
     steps = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             steps.append(parse_step(line, f"{path} line {number}"))
     return steps
@@ -131,16 +135,57 @@ def parse_step(line: str, where: str) -> Step:
     named = raw.get("fault")
     if named not in (None, "hang", "malformed", "cut", "slow"):
         raise ScriptError(f"{where}: unknown fault {named!r}; use hang, malformed, cut or slow")
-    status = int(raw.get("status", 200))
+    status = _integer(raw, "status", 200, where)
+    if not 200 <= status <= 599:
+        raise ScriptError(f"{where}: status {status} is not an HTTP status from 200 to 599")
     fault: FaultKind | None = named
     if fault is None and status != 200:
         fault = "status"
+    headers = raw.get("headers", {})
+    if not isinstance(headers, dict):
+        raise ScriptError(f"{where}: headers must be an object of names to values")
     return Step(
         fault=fault,
         status=status,
-        headers={str(k).lower(): str(v) for k, v in raw.get("headers", {}).items()},
+        headers={str(k).lower(): str(v) for k, v in headers.items()},
         body=raw.get("body"),
-        usage=raw.get("usage"),
-        delay_ms=float(raw.get("delay_ms", 5000.0)),
-        after_events=int(raw.get("after_events", 1)),
+        usage=_usage(raw.get("usage"), where),
+        delay_ms=float(_integer(raw, "delay_ms", 5000, where)),
+        after_events=_integer(raw, "after_events", 1, where),
     )
+
+
+USAGE_FIELDS = {
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+}
+
+
+def _integer(raw: dict[str, Any], name: str, default: int, where: str) -> int:
+    value = raw.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ScriptError(f"{where}: {name} must be a whole number of zero or more, got {value!r}")
+    return value
+
+
+def _usage(usage: Any, where: str) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    if not isinstance(usage, dict) or not usage:
+        raise ScriptError(f"{where}: usage must be an object of token counts")
+    for name, count in usage.items():
+        if name not in USAGE_FIELDS:
+            raise ScriptError(
+                f"{where}: unknown usage field {name!r}; use {', '.join(sorted(USAGE_FIELDS))}"
+            )
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ScriptError(f"{where}: usage {name} must be a whole number of zero or more")
+    if "prompt_tokens" in usage and usage.get("cached_tokens", 0) > usage["prompt_tokens"]:
+        raise ScriptError(f"{where}: cached_tokens is more than prompt_tokens")
+    return usage

@@ -1,7 +1,8 @@
 """Response cache in Redis for agents whose replies depend only on their request.
 
-The key is a hash of the target, the messages and every parameter that shapes the
-reply, so a hit returns what the same call returned before, with its usage.
+The key is a hash of the tenant, the target, the messages and every parameter that
+shapes the reply, so a hit returns what the same call of the same tenant returned
+before, with its usage. Tenants never share entries.
 """
 
 import hashlib
@@ -17,18 +18,22 @@ from workers.providers.base import ChatReply, ChatRequest
 
 
 class ResponseCache(Protocol):
-    def get(self, target: Target, request: ChatRequest) -> ChatReply | None: ...
+    def get(self, tenant: str, target: Target, request: ChatRequest) -> ChatReply | None: ...
 
-    def put(self, target: Target, request: ChatRequest, reply: ChatReply, ttl_s: int) -> None: ...
+    def put(
+        self, tenant: str, target: Target, request: ChatRequest, reply: ChatReply, ttl_s: int
+    ) -> None: ...
 
 
 class NoCache:
     """Stores nothing; for a fleet without Redis."""
 
-    def get(self, target: Target, request: ChatRequest) -> ChatReply | None:
+    def get(self, tenant: str, target: Target, request: ChatRequest) -> ChatReply | None:
         return None
 
-    def put(self, target: Target, request: ChatRequest, reply: ChatReply, ttl_s: int) -> None:
+    def put(
+        self, tenant: str, target: Target, request: ChatRequest, reply: ChatReply, ttl_s: int
+    ) -> None:
         return None
 
 
@@ -37,8 +42,9 @@ class RedisResponseCache:
         self._client = client
         self._prefix = prefix
 
-    def key(self, target: Target, request: ChatRequest) -> str:
+    def key(self, tenant: str, target: Target, request: ChatRequest) -> str:
         shape = {
+            "tenant": tenant,
             "target": str(target),
             "messages": request.messages,
             "max_tokens": request.max_tokens,
@@ -49,17 +55,19 @@ class RedisResponseCache:
         digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
         return f"{self._prefix}:{digest}"
 
-    def get(self, target: Target, request: ChatRequest) -> ChatReply | None:
-        raw = self._client.get(self.key(target, request))
+    def get(self, tenant: str, target: Target, request: ChatRequest) -> ChatReply | None:
+        raw = self._client.get(self.key(tenant, target, request))
         if raw is None:
             return None
         data = json.loads(raw)
         return ChatReply(data["content"], TokenUsage(**data["usage"]), data["finish_reason"])
 
-    def put(self, target: Target, request: ChatRequest, reply: ChatReply, ttl_s: int) -> None:
+    def put(
+        self, tenant: str, target: Target, request: ChatRequest, reply: ChatReply, ttl_s: int
+    ) -> None:
         value = {
             "content": reply.content,
             "usage": asdict(reply.usage),
             "finish_reason": reply.finish_reason,
         }
-        self._client.set(self.key(target, request), json.dumps(value), ex=ttl_s)
+        self._client.set(self.key(tenant, target, request), json.dumps(value), ex=ttl_s)

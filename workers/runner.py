@@ -60,6 +60,8 @@ class AttemptFailure:
     message: str
     retryable: bool
     retry_after_s: float | None = None
+    # False when the attempt ended before any call or cache look-up was made.
+    called: bool = True
 
 
 @dataclass
@@ -145,7 +147,7 @@ class JobRunner:
                 failure = self._attempt(ctx, target)
                 if failure is None:
                     return "succeeded"
-                ctx.used[target] += 1
+                ctx.used[target] += failure.called
                 retries += 1
                 if not failure.retryable:
                     return self._give_up(ctx, failure.message)
@@ -164,11 +166,21 @@ class JobRunner:
     def _attempt(self, ctx: JobContext, target: Target) -> AttemptFailure | None:
         """Make one provider call and record it; return None when the job succeeded."""
         request = self._request(ctx, target)
-        if ctx.agent.cacheable and (cached := self.runtime.cache.get(target, request)):
+        if ctx.agent.cacheable and (
+            cached := self.runtime.cache.get(ctx.job.tenant_id, target, request)
+        ):
             return self._cache_hit(ctx, target, cached)
-        if _remaining_s(ctx.job) <= 0 or not self._wait_for_rate_limit(ctx, target):
+        if _remaining_s(ctx.job) <= 0:
             return AttemptFailure(
-                f"deadline of {ctx.agent.time_limit_s:g} s passed", retryable=False
+                f"deadline of {ctx.agent.time_limit_s:g} s passed", retryable=False, called=False
+            )
+        wait_s = self._wait_for_rate_limit(ctx, target)
+        if wait_s:
+            return AttemptFailure(
+                f"the rate limit of {target} asks for a wait of {wait_s:.1f} s, past the job's "
+                f"deadline of {ctx.agent.time_limit_s:g} s",
+                retryable=False,
+                called=False,
             )
 
         with transaction(self.runtime.sessions) as session:
@@ -184,7 +196,7 @@ class JobRunner:
         call = self._call_record(attempt_id, target, reply.usage, started_at)
         failure = self._finish_call(ctx, call, reply)
         if failure is None and ctx.agent.cacheable:
-            self.runtime.cache.put(target, request, reply, ctx.agent.cache_ttl_s)
+            self.runtime.cache.put(ctx.job.tenant_id, target, request, reply, ctx.agent.cache_ttl_s)
         return failure
 
     def _cache_hit(
@@ -306,17 +318,18 @@ class JobRunner:
             delay_s = max(delay_s, failure.retry_after_s)
         return self._sleep(ctx, delay_s, failure.message)
 
-    def _wait_for_rate_limit(self, ctx: JobContext, target: Target) -> bool:
-        """Wait for the target's fleet-wide limits to admit the call; False past the deadline.
+    def _wait_for_rate_limit(self, ctx: JobContext, target: Target) -> float:
+        """Wait for the target's fleet-wide limits to admit the call; return 0 once admitted,
+        or the wait that would pass the job's deadline.
 
         The call reserves its output cap plus an estimate of its prompt (four characters a
-        token), so the tokens-per-minute limit holds before the real count is known.
+        token), so the tokens-per-minute limit is kept before the real count is known.
         """
         tokens = ctx.agent.max_tokens + sum(len(m["content"]) for m in ctx.messages) // 4
         while (wait_s := self.runtime.limiter.acquire(target, tokens)) > 0:
             if not self._sleep(ctx, wait_s, f"rate limit of {target}"):
-                return False
-        return True
+                return wait_s
+        return 0.0
 
     def _sleep(self, ctx: JobContext, delay_s: float, reason: str) -> bool:
         if delay_s >= _remaining_s(ctx.job):

@@ -187,8 +187,9 @@ def cancel(
 @click.option("--tenant", help="the tenant that owns the job; other tenants' jobs are not found")
 @pass_context
 def job(ctx: CliContext, job_id: str, tenant: str | None) -> None:
-    """Show one job with its result or error, as JSON."""
-    emit_json(ctx.client.get(job_id, tenant).to_dict())
+    """Show one job with its result or error and its provider attempts, as JSON."""
+    view = ctx.client.get(job_id, tenant)
+    emit_json({**view.to_dict(), "attempt_log": ctx.client.attempts(job_id, tenant)})
 
 
 def _emit_jobs(views: list[JobView], output_format: str) -> None:

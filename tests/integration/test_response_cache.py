@@ -1,4 +1,5 @@
-"""The response cache on the real Redis: a hit makes no provider call and costs nothing."""
+"""The response cache on the real Redis: a hit makes no provider call and costs nothing,
+and tenants never share entries."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,7 +35,8 @@ def test_cache_hit_is_free_and_billed_by_plan(pg_url: str, redis_url: str) -> No
         create_tenant(session, "acme", "pays-hits")
         create_tenant(session, "globex", "free-hits")
         jobs = insert_jobs(
-            session, [NewJob(t, "clause-review", CLAUSE) for t in ("acme", "acme", "globex")]
+            session,
+            [NewJob(t, "clause-review", CLAUSE) for t in ("acme", "acme", "globex", "globex")],
         )
 
     with simulator_thread() as base:
@@ -49,33 +51,36 @@ def test_cache_hit_is_free_and_billed_by_plan(pg_url: str, redis_url: str) -> No
             runtime.close()
         served = simulator_stats(base)["models"]["gpt-4.1"]
 
-    assert outcomes == ["succeeded"] * 3
-    assert served["calls"] == 1
+    assert outcomes == ["succeeded"] * 4
+    # One call per tenant: globex does not get acme's cached reply.
+    assert served["calls"] == 2
     with sessions() as session:
         records = session.scalars(select(UsageRecord).order_by(UsageRecord.id)).all()
         statuses = [attempts_of(session, s.job.id)[0].status for s in jobs]
-    assert statuses == ["succeeded", "cache_hit", "cache_hit"]
-    assert [(r.cache_hit, r.billable) for r in records] == [
-        (False, True),
-        (True, True),
-        (True, True),
+    assert statuses == ["succeeded", "cache_hit", "succeeded", "cache_hit"]
+    assert [(r.tenant_id, r.cache_hit) for r in records] == [
+        ("acme", False),
+        ("acme", True),
+        ("globex", False),
+        ("globex", True),
     ]
-    assert records[0].cost > 0
-    assert records[1].cost == records[2].cost == 0
+    assert all(r.billable for r in records)
+    assert records[0].cost == records[2].cost > 0
+    assert records[1].cost == records[3].cost == 0
     assert {(r.input_tokens, r.output_tokens) for r in records} == {
-        (served["prompt_tokens"], served["completion_tokens"])
+        (served["prompt_tokens"] // 2, served["completion_tokens"] // 2)
     }
 
     rollup_period(sessions, Period.month_of(datetime.now(UTC)))
     with sessions() as session:
         invoices = {i.tenant_id: i for i in list_invoices(session)}
         lines = {tenant: invoice_lines(session, i.id) for tenant, i in invoices.items()}
-    tokens = served["prompt_tokens"] + served["completion_tokens"]
+    tokens = (served["prompt_tokens"] + served["completion_tokens"]) // 2
     # acme's plan bills the cache hit's tokens like the call it replaced.
     assert [line.calls for line in lines["acme"]] == [2]
     assert invoices["acme"].total == (Decimal(2 * tokens) * 100 / 1_000_000).quantize(
         Decimal("0.01")
     )
-    # globex's only job was a cache hit, which its plan does not bill.
-    assert lines["globex"] == []
-    assert invoices["globex"].total == 0
+    # globex's plan bills its one provider call, not its cache hit.
+    assert [line.calls for line in lines["globex"]] == [1]
+    assert invoices["globex"].total == (Decimal(tokens) * 100 / 1_000_000).quantize(Decimal("0.01"))

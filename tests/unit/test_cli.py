@@ -251,6 +251,9 @@ def test_results_rollup_and_invoices(ready: Path) -> None:
     assert [job["status"] for job in json.loads(waited.stdout)] == ["succeeded"] * 3
     shown = json.loads(run("job", ids[0]).output)
     assert shown["result"].startswith("The consumer reports:")
+    assert [(a["number"], a["target"], a["status"]) for a in shown["attempt_log"]] == [
+        (1, "openai:gpt-4.1-nano", "succeeded")
+    ]
     assert "not found" in run("job", ids[0], "--tenant", "globex").stderr
 
     usage = json.loads(run("usage", "--format", "json").output)

@@ -296,3 +296,26 @@ def test_unknown_job_is_logged_as_warning(
             "with another database, share this broker?",
         )
     ]
+
+
+def test_rate_limit_past_deadline_is_no_attempt(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session]
+) -> None:
+    class Saturated:
+        def acquire(self, target: object, tokens: int) -> float:
+            return 500.0
+
+        def pause(self, target: object, seconds: float) -> None:
+            return None
+
+    runtime.__dict__["limiter"] = Saturated()
+    seen = scripted(runtime, [])
+    job_id = submit(ledger)
+    assert JobRunner(runtime, sleep=lambda _: None).run(job_id, "triage") == "failed"
+    assert seen == []
+    with ledger() as session:
+        job = get_job(session, job_id)
+        assert attempts_of(session, job_id) == []
+    assert job.error == (
+        "the rate limit of openai:gpt-4o-mini asks for a wait of 500.0 s, past the job's deadline of 120 s"
+    )

@@ -87,3 +87,29 @@ def test_override_of_unknown_agent_rejected() -> None:
 def test_agent_with_unknown_alias_rejected() -> None:
     with pytest.raises(CatalogError, match="agent 'triage': unknown model alias 'huge'"):
         load_agents(Settings(agent_overrides={"triage": {"model": "huge"}}))
+
+
+def test_setting_errors_name_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentfleet.errors import describe
+
+    monkeypatch.setenv("AGENTFLEET_RATE_LIMITS", '{"openai:gpt-4o-mini": {"rpm": 5}')
+    with pytest.raises(Exception) as broken:
+        Settings()
+    assert (
+        describe(broken.value, None) == "invalid settings: AGENTFLEET_RATE_LIMITS is not valid JSON"
+    )
+    monkeypatch.setenv("AGENTFLEET_RATE_LIMITS", '{"openai:gpt-4o-mini": 5}')
+    with pytest.raises(ValidationError) as wrong:
+        Settings(broker_url="redis://127.0.0.1:6379/0")
+    assert describe(wrong.value, None) == (
+        "invalid settings: AGENTFLEET_RATE_LIMITS['openai:gpt-4o-mini']: Input should be a valid dictionary "
+        "or instance of RateLimit"
+    )
+    monkeypatch.delenv("AGENTFLEET_RATE_LIMITS")
+    monkeypatch.setenv("AGENTFLEET_PROVIDERS__ANTHROPIC__BASE_URL", "http://127.0.0.1:8088/v1")
+    with pytest.raises(ValidationError) as anthropic_v1:
+        Settings()
+    assert describe(anthropic_v1.value, None) == (
+        "invalid settings: AGENTFLEET_PROVIDERS__ANTHROPIC: base_url http://127.0.0.1:8088/v1 ends in /v1, "
+        "but the anthropic client adds /v1/messages itself; give the API root, e.g. https://api.anthropic.com"
+    )

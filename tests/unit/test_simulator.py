@@ -107,3 +107,23 @@ def test_max_tokens_cuts_reply() -> None:
         reply = httpx.post(f"{base}/v1/chat/completions", json=body, headers=AUTH).json()
     assert reply["choices"][0]["finish_reason"] == "length"
     assert reply["usage"]["completion_tokens"] == 3
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"headers": ["x"]}', "headers must be an object"),
+        ('{"status": "abc"}', "status must be a whole number"),
+        ('{"status": 42}', "status 42 is not an HTTP status"),
+        ('{"fault": "cut", "after_events": "x"}', "after_events must be a whole number"),
+        ('{"usage": 5}', "usage must be an object of token counts"),
+        ('{"usage": {"prompt_tokens": "many"}}', "usage prompt_tokens must be a whole number"),
+        ('{"usage": {"tokens": 3}}', "unknown usage field 'tokens'"),
+        ('{"fault": "boom"}', "unknown fault 'boom'"),
+    ],
+)
+def test_script_lines_are_checked(line: str, message: str) -> None:
+    from simulator.faults import ScriptError, parse_step
+
+    with pytest.raises(ScriptError, match=message):
+        parse_step(line, "script.jsonl line 1")

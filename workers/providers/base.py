@@ -49,6 +49,8 @@ def status_error(response: httpx.Response) -> ProviderError:
     """Translate a non-200 response, with the provider's own message and Retry-After."""
     status = response.status_code
     message = f"HTTP {status}: {_error_message(response)}"
+    if status == 404:
+        message += f" ({response.request.method} {response.request.url})"
     if status in RETRYABLE_STATUSES or status >= 500:
         wait_s = retry_after_s(response.headers, utcnow())
         return ProviderUnavailable(message, status=status, retry_after_s=wait_s)
