@@ -8,7 +8,7 @@ from typing import Any
 from starlette.datastructures import Headers
 
 from simulator.replies import PromptCache, Reply, SimUsage, build_reply
-from simulator.tokens import MESSAGE_OVERHEAD, chunks, count_messages, count_text
+from simulator.tokens import MESSAGE_OVERHEAD, chunks, content_text, count_messages, count_text
 
 ERROR_TYPES = {
     429: "rate_limit_error",
@@ -51,7 +51,9 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 
 def make_reply(body: dict[str, Any], cache: PromptCache) -> Reply:
     system, marked = _system(body.get("system"))
-    user = "\n".join(_text(m.get("content")) for m in body["messages"] if m.get("role") == "user")
+    user = "\n".join(
+        content_text(m.get("content")) for m in body["messages"] if m.get("role") == "user"
+    )
     prompt_tokens = count_messages(body["messages"])
     if system:
         prompt_tokens += MESSAGE_OVERHEAD + count_text(system)
@@ -201,11 +203,3 @@ def _system(system: Any) -> tuple[str, bool]:
         text = " ".join(str(b.get("text", "")) for b in system if isinstance(b, dict))
         return text, any(isinstance(b, dict) and "cache_control" in b for b in system)
     return "", False
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.datastructures import Headers
 
 from simulator.replies import PromptCache, Reply, SimUsage, build_reply
-from simulator.tokens import chunks, count_messages
+from simulator.tokens import chunks, content_text, count_messages
 
 ERROR_TYPES = {
     429: "requests",
@@ -56,9 +56,9 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 def make_reply(body: dict[str, Any], cache: PromptCache) -> Reply:
     messages = body["messages"]
     system = "\n".join(
-        _text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
+        content_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
     )
-    user = "\n".join(_text(m.get("content")) for m in messages if m.get("role") == "user")
+    user = "\n".join(content_text(m.get("content")) for m in messages if m.get("role") == "user")
     return build_reply(
         model=body["model"],
         prompt_tokens=count_messages(messages),
@@ -154,14 +154,6 @@ def _chunk(
     if include_usage:
         chunk["usage"] = None
     return chunk
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
 
 
 def _json_schema(response_format: Any) -> dict[str, Any] | None:

@@ -20,11 +20,11 @@ def count_text(text: str) -> int:
 def count_messages(messages: Iterable[Mapping[str, object]]) -> int:
     total = REPLY_PRIMING
     for message in messages:
-        total += MESSAGE_OVERHEAD + count_text(_content_text(message.get("content")))
+        total += MESSAGE_OVERHEAD + count_text(content_text(message.get("content")))
     return total
 
 
-def _content_text(content: object) -> str:
+def content_text(content: object) -> str:
     """Return the text of a message content given as a string or as a list of text parts."""
     if isinstance(content, str):
         return content
