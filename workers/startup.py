@@ -6,12 +6,15 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from agentfleet.errors import describe
+from agentfleet.fleet import load_agents
 from agentfleet.settings import get_settings
 from ledger.db import make_engine
 from ledger.errors import LedgerError
 from ledger.migrate import current_revision, head_revision
 
 EXIT_CONFIG = 2
+# Room between the longest job deadline and the broker's redelivery of its message.
+VISIBILITY_MARGIN_S = 60.0
 
 
 def check_worker(queues: Any, known_queues: list[str]) -> None:
@@ -20,7 +23,7 @@ def check_worker(queues: Any, known_queues: list[str]) -> None:
     A worker that consumed jobs it cannot record would drop them, so an unknown queue,
     an unreachable ledger or one without the current schema stops it at start-up.
     """
-    problem = _queue_problem(queues, known_queues) or _ledger_problem()
+    problem = _queue_problem(queues, known_queues) or _visibility_problem() or _ledger_problem()
     if problem:
         print(f"agentfleet worker cannot start: {problem}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
@@ -35,6 +38,24 @@ def _queue_problem(queues: Any, known: list[str]) -> str | None:
         return None
     return (
         f"unknown queue {unknown[0]!r}; the queues are {', '.join(known)} (see 'agentfleet agents')"
+    )
+
+
+def _visibility_problem() -> str | None:
+    """Redis delivers an unacknowledged message again after the visibility timeout; a job
+    message stays unacknowledged for up to its agent's deadline (a re-enqueued job waits
+    at most the time it has left), so the timeout must be longer than every deadline."""
+    settings = get_settings()
+    if not settings.broker_url.startswith(("redis://", "rediss://")):
+        return None
+    longest = max(load_agents(settings).values(), key=lambda agent: agent.time_limit_s)
+    needed_s = longest.time_limit_s + VISIBILITY_MARGIN_S
+    if settings.broker_visibility_timeout_s >= needed_s:
+        return None
+    return (
+        f"AGENTFLEET_BROKER_VISIBILITY_TIMEOUT_S is {settings.broker_visibility_timeout_s} s, "
+        f"but agent {longest.name!r} may hold a job for {longest.time_limit_s:g} s, so Redis "
+        f"would deliver it twice; set it to at least {needed_s:g}"
     )
 
 

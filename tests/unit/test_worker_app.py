@@ -98,3 +98,24 @@ def test_requeue_becomes_celery_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(Retry):
         tasks.run_job.run(job_id="job-1", agent="triage")
     assert retries == [{"countdown": 45.0, "max_retries": None}]
+
+
+def test_worker_refuses_short_visibility_timeout(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AGENTFLEET_BROKER_URL": "redis://127.0.0.1:6379/13",
+        "AGENTFLEET_BROKER_VISIBILITY_TIMEOUT_S": "200",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "agent.triage"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "agentfleet worker cannot start: AGENTFLEET_BROKER_VISIBILITY_TIMEOUT_S is 200 s, but agent "
+        "'clause-review' may hold a job for 180 s, so Redis would deliver it twice; set it to at least 240"
+    )
