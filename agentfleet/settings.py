@@ -149,6 +149,18 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         default=4, ge=1, le=20, description="attempts per provider target of a job"
     )
+    max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="a job whose worker died this many times mid-job is failed, not run again",
+    )
+    max_recoveries: int = Field(
+        default=2,
+        ge=0,
+        le=100,
+        description="times a job stuck running past its deadline is sent again before failing",
+    )
     requeue_after_s: float = Field(
         default=10.0,
         gt=0,

@@ -25,6 +25,7 @@ class ClaimedJob:
     agent: str
     input: dict[str, Any]
     deadline_at: datetime
+    deliveries: int = 1
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,26 @@ def claim_job(session: Session, job_id: str, time_limit_s: float) -> ClaimedJob 
             status=JobStatus.RUNNING.value,
             started_at=func.coalesce(Job.started_at, now),
             deadline_at=func.coalesce(Job.deadline_at, deadline),
+            deliveries=Job.deliveries + 1,
         )
-        .returning(Job.id, Job.tenant_id, Job.agent, Job.input, Job.deadline_at)
+        .returning(Job.id, Job.tenant_id, Job.agent, Job.input, Job.deadline_at, Job.deliveries)
     ).one_or_none()
     if claimed is None:
         return None
     return ClaimedJob(
-        claimed.id, claimed.tenant_id, claimed.agent, claimed.input, claimed.deadline_at
+        claimed.id,
+        claimed.tenant_id,
+        claimed.agent,
+        claimed.input,
+        claimed.deadline_at,
+        claimed.deliveries,
     )
+
+
+def release_for_requeue(session: Session, job_id: str) -> None:
+    """Take back the delivery of a job that re-enqueues itself to wait, so waiting is not
+    mistaken for a worker that died."""
+    session.execute(update(Job).where(Job.id == job_id).values(deliveries=Job.deliveries - 1))
 
 
 def open_attempt(session: Session, job_id: str, provider: str, model: str) -> str:

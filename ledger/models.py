@@ -118,6 +118,7 @@ class Job(Base):
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index(None, "tenant_id", "status"),
         Index(None, "tenant_id", "created_at"),
+        Index(None, "status", "deadline_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -128,6 +129,10 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Times a worker took the job's message; a re-enqueue to wait does not count.
+    deliveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Times the recovery task sent the job again after it was stuck past its deadline.
+    recoveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     result: Mapped[Any | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -29,6 +29,7 @@ from ledger.calls import (
     fail_job,
     open_attempt,
     record_usage,
+    release_for_requeue,
 )
 from ledger.db import transaction
 from ledger.models import AttemptStatus, Job
@@ -101,6 +102,13 @@ class JobRunner:
         if job is None:
             self._log_skipped(job_id)
             return "skipped"
+        max_deliveries = self.runtime.settings.max_deliveries
+        if job.deliveries > max_deliveries:
+            # Every earlier delivery ended without a result: its worker died mid-job.
+            return self._give_up(
+                JobContext(agent, job, [], Counter(Target(a.provider, a.model) for a in previous)),
+                f"the worker died during each of {max_deliveries} deliveries of this job",
+            )
 
         targets = self.runtime.targets(agent.model)
         try:
@@ -335,6 +343,8 @@ class JobRunner:
         if delay_s >= _remaining_s(ctx.job):
             return False
         if delay_s > self.runtime.settings.requeue_after_s:
+            with transaction(self.runtime.sessions) as session:
+                release_for_requeue(session, ctx.job.id)
             raise RequeueJob(delay_s, reason)
         self.sleep(delay_s)
         return True

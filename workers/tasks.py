@@ -6,9 +6,12 @@ from datetime import UTC, datetime
 from celery import Task, shared_task
 
 from agents import RUN_TASK_NAME
+from ledger.db import transaction
 from ledger.periods import Period
+from ledger.recovery import recover_stuck_jobs as recover
 from ledger.rollup import rollup_period
-from workers.app import ROLLUP_TASK_NAME
+from ledger.types import utcnow
+from workers.app import RECOVERY_GRACE_S, RECOVERY_TASK_NAME, ROLLUP_TASK_NAME
 from workers.runner import JobRunner, RequeueJob
 from workers.runtime import get_runtime
 
@@ -27,6 +30,27 @@ def run_job(self: Task, job_id: str, agent: str) -> str:
     except RequeueJob as exc:
         log.info("job %s agent %s %s", job_id, agent, exc)
         raise self.retry(countdown=exc.countdown_s, max_retries=None) from None
+
+
+@shared_task(name=RECOVERY_TASK_NAME)
+def recover_stuck_jobs() -> int:
+    """Send again, or fail, jobs still running past their deadline; return how many."""
+    runtime = get_runtime()
+    settings = runtime.settings
+    limits = {name: agent.time_limit_s for name, agent in runtime.agents.items()}
+    with transaction(runtime.sessions) as session:
+        result = recover(session, utcnow(), RECOVERY_GRACE_S, settings.max_recoveries, limits)
+    for job_id, agent in result.resent:
+        run_job.apply_async(kwargs={"job_id": job_id, "agent": agent})
+    if result.resent or result.failed:
+        log.warning(
+            "recovered stuck jobs: %d sent again, %d failed, %d attempts orphaned; failed: %s",
+            len(result.resent),
+            len(result.failed),
+            result.orphaned_attempts,
+            ", ".join(result.failed) or "none",
+        )
+    return len(result.resent) + len(result.failed)
 
 
 @shared_task(name=ROLLUP_TASK_NAME)

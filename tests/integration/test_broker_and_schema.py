@@ -66,7 +66,7 @@ def test_migrations_upgrade_and_downgrade(pg_url: str) -> None:
     engine = make_engine(pg_url)
     OPEN_ENGINES.append(engine)
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     assert set(inspect(engine).get_table_names()) >= LEDGER_TABLES
     indexes = {ix["name"]: ix for ix in inspect(engine).get_indexes("usage_records")}
     assert indexes["uq_usage_records_billable_job_id"]["unique"]

@@ -319,3 +319,24 @@ def test_rate_limit_past_deadline_is_no_attempt(
     assert job.error == (
         "the rate limit of openai:gpt-4o-mini asks for a wait of 500.0 s, past the job's deadline of 120 s"
     )
+
+
+def test_deliveries_are_bounded(runtime: WorkerRuntime, ledger: sessionmaker[Session]) -> None:
+    from ledger.calls import claim_job, open_attempt
+
+    seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
+    job_id = submit(ledger)
+    for _ in range(3):
+        # Each delivery claims the job and opens an attempt, then its worker dies.
+        with transaction(ledger) as session:
+            claim_job(session, job_id, time_limit_s=120)
+            open_attempt(session, job_id, "openai", "gpt-4o-mini")
+    assert JobRunner(runtime).run(job_id, "triage") == "failed"
+    assert seen == []
+    with ledger() as session:
+        job = get_job(session, job_id)
+    assert job.deliveries == 4
+    assert (
+        job.error
+        == "the worker died during each of 3 deliveries of this job (gave up after 3 attempts)"
+    )

@@ -119,3 +119,35 @@ def test_worker_refuses_short_visibility_timeout(tmp_path: Path) -> None:
         "agentfleet worker cannot start: AGENTFLEET_BROKER_VISIBILITY_TIMEOUT_S is 200 s, but agent "
         "'clause-review' may hold a job for 180 s, so Redis would deliver it twice; set it to at least 240"
     )
+
+
+def test_recovery_task_sends_stuck_jobs(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from ledger.calls import claim_job
+    from ledger.db import transaction
+    from ledger.jobs import NewJob, insert_jobs
+    from ledger.models import Job
+    from ledger.types import utcnow
+    from tests.support import add_tenant, migrated_sessions
+    from workers import tasks
+    from workers.runtime import WorkerRuntime
+
+    sessions = migrated_sessions(sqlite_url)
+    add_tenant(sessions, "acme")
+    with transaction(sessions) as session:
+        job_id = insert_jobs(session, [NewJob("acme", "summarize", {"narrative": "a"})])[0].job.id
+        claim_job(session, job_id, time_limit_s=120)
+        session.execute(update(Job).values(deadline_at=utcnow() - timedelta(minutes=10)))
+    runtime = WorkerRuntime(Settings(database_url=sqlite_url))
+    runtime.__dict__["sessions"] = sessions
+    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(tasks, "get_runtime", lambda: runtime)
+    monkeypatch.setattr(tasks.run_job, "apply_async", lambda **options: sent.append(options))
+    try:
+        assert tasks.recover_stuck_jobs.run() == 1
+    finally:
+        runtime.close()
+    assert sent == [{"kwargs": {"job_id": job_id, "agent": "summarize"}}]

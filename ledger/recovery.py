@@ -1,0 +1,69 @@
+"""Recovery of jobs left running past their deadline, as when a worker died mid-job."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ledger.models import Attempt, AttemptStatus, Job, JobStatus
+from ledger.sql import rowcount
+
+
+@dataclass
+class RecoveryResult:
+    """Jobs sent again as (job id, agent), and jobs failed for good."""
+
+    resent: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    orphaned_attempts: int = 0
+
+
+def recover_stuck_jobs(
+    session: Session,
+    now: datetime,
+    grace_s: float,
+    max_recoveries: int,
+    time_limits_s: dict[str, float],
+) -> RecoveryResult:
+    """Find running jobs past their deadline by more than ``grace_s``, mark their open
+    attempts orphaned, and give each a new deadline to be sent again, or fail it once it
+    was recovered ``max_recoveries`` times.
+
+    Rows are locked and skipped when locked, so two recovery runs never take one job.
+    """
+    stuck = session.scalars(
+        select(Job)
+        .where(
+            Job.status == JobStatus.RUNNING.value,
+            Job.deadline_at < now - timedelta(seconds=grace_s),
+        )
+        .with_for_update(skip_locked=True)
+    ).all()
+    result = RecoveryResult()
+    for job in stuck:
+        result.orphaned_attempts += _orphan_attempts(session, job.id, now)
+        if job.recoveries < max_recoveries:
+            job.recoveries += 1
+            job.deliveries = 0
+            job.deadline_at = now + timedelta(seconds=time_limits_s.get(job.agent, 0))
+            result.resent.append((job.id, job.agent))
+        else:
+            job.status = JobStatus.FAILED.value
+            job.finished_at = now
+            job.error = (
+                f"still running {grace_s:g} s past its deadline after {job.recoveries} "
+                "recoveries; its workers stopped without finishing it"
+            )
+            result.failed.append(job.id)
+    return result
+
+
+def _orphan_attempts(session: Session, job_id: str, now: datetime) -> int:
+    """Mark attempts that were opened but never closed: their calls' outcome is unknown."""
+    orphan = (
+        update(Attempt)
+        .where(Attempt.job_id == job_id, Attempt.status == AttemptStatus.STARTED.value)
+        .values(status=AttemptStatus.ORPHANED.value, finished_at=now)
+    )
+    return rowcount(session.execute(orphan))
