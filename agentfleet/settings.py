@@ -161,6 +161,11 @@ class Settings(BaseSettings):
         le=100,
         description="times a job stuck running past its deadline is sent again before failing",
     )
+    ledger_retry_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="how long a worker retries recording a finished call while the ledger is down",
+    )
     requeue_after_s: float = Field(
         default=10.0,
         gt=0,

@@ -39,6 +39,8 @@ def create_app(settings: Settings) -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
         broker_connection_retry_on_startup=True,
+        # After a broker restart the worker reconnects by itself, however long it takes.
+        broker_connection_max_retries=None,
         beat_schedule=_beat_schedule(settings),
         include=["workers.tasks"],
     )

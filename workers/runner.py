@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
 
 from agentfleet.fleet import Target
 from agents import AgentError, AgentSpec, InvalidOutput, parse_output, render_messages
@@ -36,12 +38,15 @@ from ledger.models import AttemptStatus, Job
 from ledger.prices import CallCost, UnknownPrice
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
+from workers.ledger_writes import write_after_call
 from workers.providers.base import ChatReply, ChatRequest
 from workers.providers.errors import ProviderError
 from workers.retry import backoff_delay_s
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class RequeueJob(Exception):
@@ -257,13 +262,18 @@ class JobRunner:
     def _failed_call(
         self, ctx: JobContext, target: Target, attempt_id: str, at: datetime, exc: ProviderError
     ) -> AttemptFailure:
-        with transaction(self.runtime.sessions) as session:
-            if exc.usage is not None:
-                partial = self._call_record(attempt_id, target, exc.usage, at, partial=True)
+        partial = None
+        if exc.usage is not None:
+            partial = self._call_record(attempt_id, target, exc.usage, at, partial=True)
+
+        def record(session: Session) -> None:
+            if partial is not None:
                 record_usage(session, ctx.job, partial, billable=False)
             close_attempt(
                 session, attempt_id, AttemptStatus.FAILED, http_status=exc.status, error=str(exc)
             )
+
+        self._write(ctx, record)
         if exc.status == 429 and exc.retry_after_s:
             self.runtime.limiter.pause(target, exc.retry_after_s)
         log.info(
@@ -284,11 +294,15 @@ class JobRunner:
         try:
             result: Any = parse_output(ctx.agent, reply.content)
         except InvalidOutput as exc:
-            with transaction(self.runtime.sessions) as session:
+            error = str(exc)
+
+            def record(session: Session) -> None:
                 record_usage(session, ctx.job, call, billable=False)
                 close_attempt(
-                    session, call.attempt_id, AttemptStatus.FAILED, http_status=200, error=str(exc)
+                    session, call.attempt_id, AttemptStatus.FAILED, http_status=200, error=error
                 )
+
+            self._write(ctx, record)
             log.info(
                 "job %s tenant %s agent %s attempt %d: %s",
                 ctx.job.id,
@@ -299,8 +313,7 @@ class JobRunner:
             )
             return AttemptFailure(str(exc), retryable=True)
 
-        with transaction(self.runtime.sessions) as session:
-            completed = complete_job(session, ctx.job, call, result)
+        completed = self._write(ctx, lambda session: complete_job(session, ctx.job, call, result))
         if not completed:
             log.warning(
                 "job %s finished elsewhere first; attempt %d recorded as cost only",
@@ -317,6 +330,16 @@ class JobRunner:
             call.usage.output_tokens,
         )
         return None
+
+    def _write(self, ctx: JobContext, write: Callable[[Session], T]) -> T:
+        """Record what a finished call produced, retrying while the ledger is unreachable."""
+        return write_after_call(
+            self.runtime.sessions,
+            ctx.job.id,
+            write,
+            give_up_after_s=self.runtime.settings.ledger_retry_s,
+            sleep=self.sleep,
+        )
 
     def _wait_before_retry(self, ctx: JobContext, retry: int, failure: AttemptFailure) -> bool:
         """Wait out backoff and Retry-After; False when the wait would pass the deadline."""

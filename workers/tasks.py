@@ -12,10 +12,14 @@ from ledger.recovery import recover_stuck_jobs as recover
 from ledger.rollup import rollup_period
 from ledger.types import utcnow
 from workers.app import RECOVERY_GRACE_S, RECOVERY_TASK_NAME, ROLLUP_TASK_NAME
+from workers.locks import single_run
 from workers.runner import JobRunner, RequeueJob
-from workers.runtime import get_runtime
+from workers.runtime import WorkerRuntime, get_runtime
 
 log = logging.getLogger(__name__)
+
+# Periodic tasks hold their lock at most this long, in case the holder dies.
+LOCK_TTL_S = 600
 
 
 @shared_task(name=RUN_TASK_NAME, bind=True)
@@ -36,6 +40,14 @@ def run_job(self: Task, job_id: str, agent: str) -> str:
 def recover_stuck_jobs() -> int:
     """Send again, or fail, jobs still running past their deadline; return how many."""
     runtime = get_runtime()
+    with single_run(runtime.redis, "recover_stuck_jobs", LOCK_TTL_S) as mine:
+        if not mine:
+            log.info("another process is recovering stuck jobs; this run is skipped")
+            return 0
+        return _recover(runtime)
+
+
+def _recover(runtime: WorkerRuntime) -> int:
     settings = runtime.settings
     limits = {name: agent.time_limit_s for name, agent in runtime.agents.items()}
     with transaction(runtime.sessions) as session:
@@ -57,9 +69,13 @@ def recover_stuck_jobs() -> int:
 def rollup() -> int:
     """Refresh the draft invoices of the current and the previous month."""
     runtime = get_runtime()
-    current = Period.month_of(datetime.now(UTC))
-    results = []
-    for period in (current.previous(), current):
-        results.extend(rollup_period(runtime.sessions, period))
+    with single_run(runtime.redis, "rollup", LOCK_TTL_S) as mine:
+        if not mine:
+            log.info("another process is rolling usage up; this run is skipped")
+            return 0
+        current = Period.month_of(datetime.now(UTC))
+        results = []
+        for period in (current.previous(), current):
+            results.extend(rollup_period(runtime.sessions, period))
     log.info("rollup refreshed %d invoices", sum(not r.skipped_final for r in results))
     return len(results)

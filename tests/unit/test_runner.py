@@ -340,3 +340,29 @@ def test_deliveries_are_bounded(runtime: WorkerRuntime, ledger: sessionmaker[Ses
         job.error
         == "the worker died during each of 3 deliveries of this job (gave up after 3 attempts)"
     )
+
+
+def test_ledger_outage_keeps_call_result(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from ledger import calls
+    from workers import runner as runner_module
+
+    outages = [OperationalError("UPDATE jobs", {}, Exception("server closed the connection"))] * 2
+
+    def flaky_complete(*args: object, **kwargs: object) -> bool:
+        if outages:
+            raise outages.pop()
+        return calls.complete_job(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner_module, "complete_job", flaky_complete)
+    seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
+    sleeps: list[float] = []
+    job_id = submit(ledger)
+    assert JobRunner(runtime, sleep=sleeps.append).run(job_id, "triage") == "succeeded"
+    # One provider call, and the write retried after 0.5 s and 1 s.
+    assert len(seen) == 1
+    assert sleeps == [0.5, 1.0]
+    assert [r.billable for r in usage_rows(ledger)] == [True]
