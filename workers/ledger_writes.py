@@ -1,7 +1,7 @@
 """Ledger writes that record a finished provider call, kept until the database takes them.
 
 The call has been made and paid for, so it is never repeated: while the database is
-unreachable the worker holds the result and usage and retries the write.
+unreachable the worker keeps the result and usage and retries the write.
 """
 
 import logging

@@ -18,7 +18,8 @@ VISIBILITY_MARGIN_S = 60.0
 
 
 def check_worker(queues: Any, known_queues: list[str]) -> None:
-    """Stop the worker with one line when its queues or its ledger are wrong.
+    """Stop the worker with one line when its queues, its broker settings or its ledger
+    are wrong.
 
     A worker that consumed jobs it cannot record would drop them, so an unknown queue,
     an unreachable ledger or one without the current schema stops it at start-up.
@@ -42,9 +43,12 @@ def _queue_problem(queues: Any, known: list[str]) -> str | None:
 
 
 def _visibility_problem() -> str | None:
-    """Redis delivers an unacknowledged message again after the visibility timeout; a job
-    message stays unacknowledged for up to its agent's deadline (a re-enqueued job waits
-    at most the time it has left), so the timeout must be longer than every deadline."""
+    """Check that Redis will not deliver a running job's message a second time.
+
+    Redis delivers an unacknowledged message again after the visibility timeout. A job's
+    message stays unacknowledged for up to its agent's deadline, because a re-enqueued job
+    waits at most the time it has left. So the timeout must exceed every deadline.
+    """
     settings = get_settings()
     if not settings.broker_url.startswith(("redis://", "rediss://")):
         return None
