@@ -4,10 +4,9 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from agentfleet.cli.context import CliContext, pass_context
-from agentfleet.cli.output import FORMAT_OPTION, emit
+from agentfleet.cli.output import FORMAT_OPTION, console, emit
 from agentfleet.fleet import load_agents, resolve_alias
 from ledger.db import make_engine, session_factory, transaction
 from ledger.migrate import current_revision, downgrade, head_revision, upgrade
@@ -197,7 +196,6 @@ def demo(ctx: CliContext, latency_ms: float, workdir: Path | None, keep: bool) -
     from agentfleet import demo as demo_run
     from agentfleet.demo_report import report
 
-    console = Console(highlight=False)
     started = time.monotonic()
     run = demo_run.prepare(
         workdir, ctx.overrides.get("broker_url"), ctx.overrides.get("database_url"), latency_ms
