@@ -127,6 +127,23 @@ def start_worker(
     return _spawn(name, command, env, log_dir)
 
 
+def start_beat(env: dict[str, str], log_dir: Path, name: str) -> ManagedProcess:
+    """Start ``celery -A workers beat`` with its schedule file in ``log_dir``."""
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers",
+        "beat",
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        str(log_dir / f"{name}-schedule"),
+    ]
+    return _spawn(name, command, env, log_dir)
+
+
 def wait_ready(process: ManagedProcess, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Wait for a Celery worker's "ready." log line."""
     deadline = time.monotonic() + timeout_s
