@@ -1,5 +1,6 @@
 """Test helpers: a simulator served on loopback from a thread, and ledger set-up."""
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -66,6 +67,22 @@ def add_tenant(sessions: sessionmaker[Session], tenant: str, **plan: object) -> 
     with transaction(sessions) as session:
         create_plan(session, f"plan-{tenant}", **terms)  # type: ignore[arg-type]
         create_tenant(session, tenant, f"plan-{tenant}")
+
+
+def fleet_env(
+    database_url: str, broker_url: str, simulator_port: int, **settings: str
+) -> dict[str, str]:
+    """Environment for fleet processes started by a test: this process's environment, the
+    ledger and broker, the simulator as the OpenAI provider, and ``settings`` as
+    ``AGENTFLEET_<NAME>`` variables."""
+    return {
+        **os.environ,
+        "AGENTFLEET_DATABASE_URL": database_url,
+        "AGENTFLEET_BROKER_URL": broker_url,
+        "AGENTFLEET_PROVIDERS__OPENAI__BASE_URL": f"http://127.0.0.1:{simulator_port}/v1",
+        "AGENTFLEET_PROVIDERS__OPENAI__API_KEY": "simulator",
+        **{f"AGENTFLEET_{name.upper()}": value for name, value in settings.items()},
+    }
 
 
 def simulator_stats(base_url: str) -> dict[str, object]:

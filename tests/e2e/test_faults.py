@@ -7,7 +7,6 @@ minute of a model, and record exactly the usage the simulator served.
 """
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from agentfleet.processes import (
 from agentfleet.settings import Settings
 from ledger.models import Attempt, UsageRecord
 from producer import JobClient, JobRequest
-from tests.support import add_tenant, migrated_sessions
+from tests.support import add_tenant, fleet_env, migrated_sessions
 
 pytestmark = pytest.mark.integration
 
@@ -50,18 +49,16 @@ def faulty_fleet(
 ) -> Iterator[tuple[dict[str, str], int]]:
     port = free_port()
     limits = {f"openai:{m}": {"rpm": RPM} for m in ("gpt-4o-mini", "gpt-4.1-nano")}
-    env = {
-        **os.environ,
-        "AGENTFLEET_DATABASE_URL": pg_url,
-        "AGENTFLEET_BROKER_URL": redis_url,
-        "AGENTFLEET_PROVIDERS__OPENAI__BASE_URL": f"http://127.0.0.1:{port}/v1",
-        "AGENTFLEET_PROVIDERS__OPENAI__API_KEY": "simulator",
-        "AGENTFLEET_PROVIDERS__OPENAI__TIMEOUT_S": "5",
-        "AGENTFLEET_MAX_ATTEMPTS": "12",
-        "AGENTFLEET_BACKOFF_BASE_S": "0.2",
-        "AGENTFLEET_BACKOFF_CAP_S": "2",
-        "AGENTFLEET_RATE_LIMITS": json.dumps(limits),
-    }
+    env = fleet_env(
+        pg_url,
+        redis_url,
+        port,
+        providers__openai__timeout_s="5",
+        max_attempts="12",
+        backoff_base_s="0.2",
+        backoff_cap_s="2",
+        rate_limits=json.dumps(limits),
+    )
     migrated_sessions(pg_url)
     logs = tmp_path / "logs"
     simulator = start_simulator(

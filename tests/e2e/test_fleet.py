@@ -2,7 +2,6 @@
 510 jobs built from real consumer complaints for three tenants, then rollup and invoices."""
 
 import json
-import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -26,7 +25,7 @@ from agentfleet.settings import Settings
 from ledger.models import UsageRecord
 from ledger.usage import TokenKind
 from producer import JobClient, JobRequest
-from tests.support import add_tenant, migrated_sessions
+from tests.support import add_tenant, fleet_env, migrated_sessions
 
 pytestmark = pytest.mark.integration
 
@@ -52,13 +51,7 @@ MILLION = Decimal(1_000_000)
 @pytest.fixture
 def fleet(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], int]]:
     port = free_port()
-    env = {
-        **os.environ,
-        "AGENTFLEET_DATABASE_URL": pg_url,
-        "AGENTFLEET_BROKER_URL": redis_url,
-        "AGENTFLEET_PROVIDERS__OPENAI__BASE_URL": f"http://127.0.0.1:{port}/v1",
-        "AGENTFLEET_PROVIDERS__OPENAI__API_KEY": "simulator",
-    }
+    env = fleet_env(pg_url, redis_url, port)
     # Workers refuse to start on a ledger without the current schema.
     migrated_sessions(pg_url)
     logs = tmp_path / "logs"

@@ -1,7 +1,6 @@
 """Two beat processes at once: the periodic rollup runs twice as often, invoices stay the same."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from agentfleet.processes import (
 )
 from agentfleet.settings import Settings
 from producer import JobClient, JobRequest
-from tests.support import add_tenant, migrated_sessions
+from tests.support import add_tenant, fleet_env, migrated_sessions
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +31,7 @@ BEATS_RUN_S = 12
 @pytest.fixture
 def fleet_with_two_beats(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     port = free_port()
-    env = {
-        **os.environ,
-        "AGENTFLEET_DATABASE_URL": pg_url,
-        "AGENTFLEET_BROKER_URL": redis_url,
-        "AGENTFLEET_PROVIDERS__OPENAI__BASE_URL": f"http://127.0.0.1:{port}/v1",
-        "AGENTFLEET_PROVIDERS__OPENAI__API_KEY": "simulator",
-        "AGENTFLEET_ROLLUP_INTERVAL_S": str(BEAT_PERIOD_S),
-    }
+    env = fleet_env(pg_url, redis_url, port, rollup_interval_s=str(BEAT_PERIOD_S))
     migrated_sessions(pg_url)
     logs = tmp_path / "logs"
     processes: list[ManagedProcess] = [start_simulator(port, logs, latency_ms=10, env=env)]

@@ -11,12 +11,11 @@ import httpx
 
 from ledger.usage import TokenUsage
 from workers.providers.base import (
-    JOB_HEADER,
     ChatReply,
     ChatRequest,
+    HttpChatClient,
     event_json,
     open_stream,
-    post_json,
     with_usage,
 )
 from workers.providers.errors import ProviderError, ProviderUnavailable
@@ -24,22 +23,20 @@ from workers.providers.errors import ProviderError, ProviderUnavailable
 API_VERSION = "2023-06-01"
 
 
-class AnthropicMessagesClient:
+class AnthropicMessagesClient(HttpChatClient):
     """Sends messages to the Anthropic API; raises ProviderError subclasses on failure."""
 
     def __init__(self, http: httpx.Client, base_url: str, api_key: str) -> None:
-        self._http = http
-        self._url = f"{base_url}/v1/messages"
-        self._headers = {"x-api-key": api_key, "anthropic-version": API_VERSION}
+        headers = {"x-api-key": api_key, "anthropic-version": API_VERSION}
+        super().__init__(http, f"{base_url}/v1/messages", headers)
 
-    def complete(self, request: ChatRequest, timeout_s: float) -> ChatReply:
-        headers = {**self._headers, JOB_HEADER: request.job_id} if request.job_id else self._headers
-        body = request_body(request)
-        if request.stream:
-            return self._stream(body, headers, timeout_s)
-        return parse_reply(post_json(self._http, self._url, body, headers, timeout_s))
+    def request_body(self, request: ChatRequest) -> dict[str, Any]:
+        return request_body(request)
 
-    def _stream(self, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> ChatReply:
+    def parse_reply(self, body: dict[str, Any]) -> ChatReply:
+        return parse_reply(body)
+
+    def stream(self, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> ChatReply:
         stream = _StreamState()
         try:
             with open_stream(self._http, self._url, body, headers, timeout_s) as events:

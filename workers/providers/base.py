@@ -45,6 +45,35 @@ class ProviderClient(Protocol):
         ...
 
 
+class HttpChatClient:
+    """A provider API over a shared httpx client: one POST per call, plain or streamed.
+
+    Subclasses give the URL and auth headers, and turn requests and responses into the
+    API's own bodies.
+    """
+
+    def __init__(self, http: httpx.Client, url: str, headers: dict[str, str]) -> None:
+        self._http = http
+        self._url = url
+        self._headers = headers
+
+    def complete(self, request: ChatRequest, timeout_s: float) -> ChatReply:
+        headers = {**self._headers, JOB_HEADER: request.job_id} if request.job_id else self._headers
+        body = self.request_body(request)
+        if request.stream:
+            return self.stream(body, headers, timeout_s)
+        return self.parse_reply(post_json(self._http, self._url, body, headers, timeout_s))
+
+    def request_body(self, request: ChatRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse_reply(self, body: dict[str, Any]) -> ChatReply:
+        raise NotImplementedError
+
+    def stream(self, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> ChatReply:
+        raise NotImplementedError
+
+
 def status_error(response: httpx.Response) -> ProviderError:
     """Translate a non-200 response, with the provider's own message and Retry-After."""
     status = response.status_code

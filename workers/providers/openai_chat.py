@@ -6,33 +6,31 @@ import httpx
 
 from ledger.usage import TokenUsage
 from workers.providers.base import (
-    JOB_HEADER,
     ChatReply,
     ChatRequest,
+    HttpChatClient,
     event_json,
     open_stream,
-    post_json,
     with_usage,
 )
 from workers.providers.errors import ProviderError, ProviderUnavailable
 
 
-class OpenAIChatClient:
+class OpenAIChatClient(HttpChatClient):
     """Sends chat completions to one provider; raises ProviderError subclasses on failure."""
 
     def __init__(self, http: httpx.Client, base_url: str, api_key: str) -> None:
-        self._http = http
-        self._url = f"{base_url}/chat/completions"
-        self._headers = {"Authorization": f"Bearer {api_key}"}
+        super().__init__(
+            http, f"{base_url}/chat/completions", {"Authorization": f"Bearer {api_key}"}
+        )
 
-    def complete(self, request: ChatRequest, timeout_s: float) -> ChatReply:
-        headers = {**self._headers, JOB_HEADER: request.job_id} if request.job_id else self._headers
-        body = request_body(request)
-        if request.stream:
-            return self._stream(body, headers, timeout_s)
-        return parse_reply(post_json(self._http, self._url, body, headers, timeout_s))
+    def request_body(self, request: ChatRequest) -> dict[str, Any]:
+        return request_body(request)
 
-    def _stream(self, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> ChatReply:
+    def parse_reply(self, body: dict[str, Any]) -> ChatReply:
+        return parse_reply(body)
+
+    def stream(self, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> ChatReply:
         pieces: list[str] = []
         finish = ""
         usage: TokenUsage | None = None
