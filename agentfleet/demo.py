@@ -128,7 +128,7 @@ def _prepare(
 
 
 def check_broker(url: str) -> None:
-    """Raise DemoError unless the broker answers within a few seconds."""
+    """Raise DemoError unless the broker accepts a connection within a few seconds."""
     with Connection(url, connect_timeout=3) as connection:
         try:
             connection.ensure_connection(max_retries=1)

@@ -14,6 +14,7 @@ import httpx
 from agentfleet.errors import FleetError
 
 READY_TIMEOUT_S = 60.0
+CELERY = [sys.executable, "-m", "celery", "-A", "workers"]
 STOP_TIMEOUT_S = 15.0
 
 
@@ -70,7 +71,7 @@ def start_simulator(
     env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
 ) -> ManagedProcess:
-    """Start ``agentfleet simulator`` on 127.0.0.1:port and wait until it answers /health."""
+    """Start ``agentfleet simulator`` on 127.0.0.1:port and wait until /health returns 200."""
     command = [
         sys.executable,
         "-m",
@@ -96,7 +97,9 @@ def start_simulator(
         except httpx.TransportError:
             time.sleep(0.1)
     process.stop()
-    raise ProcessStartError(f"simulator did not answer on port {port} within {READY_TIMEOUT_S:g} s")
+    raise ProcessStartError(
+        f"simulator did not respond on port {port} within {READY_TIMEOUT_S:g} s"
+    )
 
 
 def start_worker(
@@ -105,11 +108,7 @@ def start_worker(
     """Start ``celery -A workers worker`` on one queue; call ``wait_ready`` before relying on it."""
     name = name or queue.replace(".", "-")
     command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers",
+        *CELERY,
         "worker",
         "-Q",
         queue,
@@ -130,11 +129,7 @@ def start_worker(
 def start_beat(env: dict[str, str], log_dir: Path, name: str) -> ManagedProcess:
     """Start ``celery -A workers beat`` with its schedule file in ``log_dir``."""
     command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers",
+        *CELERY,
         "beat",
         "--loglevel",
         "INFO",

@@ -29,7 +29,7 @@ def parse_output(agent: AgentSpec, content: str) -> Any:
 
 
 def response_format(agent: AgentSpec) -> dict[str, Any] | None:
-    """Return the OpenAI ``response_format`` that asks for the agent's JSON schema, if any."""
+    """Return the OpenAI ``response_format`` that requests the agent's JSON schema, if any."""
     if agent.output.format != "json":
         return None
     return {

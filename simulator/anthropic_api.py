@@ -196,7 +196,7 @@ def _tool_schema(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _system(system: Any) -> tuple[str, bool]:
-    """Return the system text and whether any of its blocks asks for prompt caching."""
+    """Return the system text and whether any of its blocks requests prompt caching."""
     if isinstance(system, str):
         return system, False
     if isinstance(system, list):

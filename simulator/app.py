@@ -20,7 +20,7 @@ from simulator.faults import FaultPlan, RetryAfterStyle, Step, load_script
 from simulator.replies import PromptCache, Reply, SimUsage
 from simulator.stats import ServedStats
 
-# A request the simulator never answers is held at most this long, then dropped.
+# A request the simulator does not reply to is kept open at most this long, then dropped.
 HANG_LIMIT_S = 600.0
 JOB_HEADER = "x-agentfleet-job"
 

@@ -10,7 +10,7 @@ A script is a JSON Lines file; each line is the response to the next request, e.
     {"fault": "slow", "delay_ms": 1500}
     {"usage": {"prompt_tokens": 1200, "completion_tokens": 40, "cached_tokens": 1024}}
 
-A line without ``status`` or ``fault`` answers normally, with its ``usage`` if given.
+A line without ``status`` or ``fault`` gets a normal reply, with its ``usage`` if given.
 When the script runs out, the configured rates apply again.
 """
 
@@ -33,7 +33,7 @@ class ScriptError(ValueError):
 
 @dataclass(frozen=True)
 class Step:
-    """How to answer one request."""
+    """The response to one request."""
 
     fault: FaultKind | None = None
     status: int = 200
@@ -76,7 +76,11 @@ class FaultPlan:
             return Step(fault="status", status=int(kind), headers=headers)
         if kind == "slow":
             return Step(fault="slow", delay_ms=self.slow_ms)
-        fault: FaultKind = "hang" if kind == "hang" else "cut" if kind == "cut" else "malformed"
+        fault: FaultKind = "malformed"
+        if kind == "hang":
+            fault = "hang"
+        elif kind == "cut":
+            fault = "cut"
         return Step(fault=fault)
 
 

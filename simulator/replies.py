@@ -1,4 +1,4 @@
-"""What the simulated model replies and how many tokens of each kind the reply used."""
+"""Simulated model replies and the tokens of each kind that each reply used."""
 
 import json
 import re

@@ -1,6 +1,6 @@
 """Fleet-wide request and token limits per provider model, kept in Redis.
 
-Every worker asks Redis right before each call. A sliding one-minute log of admitted calls
+Every worker checks with Redis right before each call. A sliding one-minute log of admitted calls
 (and of the tokens they reserved) decides, in one Lua script, whether the call may go
 now or how long it must wait, so however many workers run, no 60-second window holds
 more calls or tokens than the limits allow. A 429 with Retry-After pauses the target

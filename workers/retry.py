@@ -21,7 +21,7 @@ def backoff_delay_s(
 
 
 def retry_after_s(headers: Headers, now: datetime) -> float | None:
-    """Return the wait a provider asks for, or None when it asks for none or gives nonsense.
+    """Return the wait a provider requests, or None when it requests none or an invalid one.
 
     ``retry-after-ms`` (milliseconds) wins over ``Retry-After``, which is either seconds or an
     HTTP date. Negative, unparsable and past values are ignored.

@@ -215,8 +215,8 @@ class JobRunner:
     def _cache_hit(
         self, ctx: JobContext, target: Target, reply: ChatReply
     ) -> AttemptFailure | None:
-        """Complete the job from a cached reply: no provider call, so no provider cost; the
-        tokens stay on the record for plans that bill cache hits."""
+        """Complete the job from a cached reply. No provider call is made, so there is no
+        provider cost, but the tokens stay on the record for plans that bill cache hits."""
         with transaction(self.runtime.sessions) as session:
             attempt_id = open_attempt(session, ctx.job.id, target.provider, target.model)
         now = utcnow()

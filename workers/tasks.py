@@ -27,7 +27,7 @@ def run_job(self: Task, job_id: str, agent: str) -> str:
     """Run one agent job; its outcome is written to the ledger, not returned to Celery.
 
     A job that must wait long is sent back to its queue with a countdown, so the wait
-    holds no worker thread; its attempts so far are in the ledger.
+    takes no worker thread; its attempts so far are in the ledger.
     """
     try:
         return JobRunner(get_runtime()).run(job_id, agent)

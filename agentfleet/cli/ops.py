@@ -103,7 +103,7 @@ def db_current(ctx: CliContext) -> None:
     type=click.Choice(["seconds", "date", "ms", "none"]),
     default="seconds",
     show_default=True,
-    help="how a drawn 429 says it: Retry-After seconds or HTTP date, or retry-after-ms",
+    help="header format of a drawn 429: Retry-After seconds or HTTP date, or retry-after-ms",
 )
 @click.option(
     "--slow-ms",

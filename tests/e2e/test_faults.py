@@ -1,6 +1,6 @@
 """2,000 jobs against a simulator that fails a quarter of its calls.
 
-The simulator answers 20% of requests with 429 and Retry-After, 5% with 500 or 503 and
+The simulator replies to 20% of requests with 429 and Retry-After, 5% with 500 or 503 and
 hangs on 2%. Two Celery workers on the real Redis and PostgreSQL must still finish every
 job, never call before a Retry-After passed, never exceed the configured requests per
 minute of a model, and record exactly the usage the simulator served.

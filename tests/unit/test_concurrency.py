@@ -1,4 +1,4 @@
-"""One worker process holds hundreds of provider calls in flight through its shared client."""
+"""One worker process keeps hundreds of provider calls in flight through its shared client."""
 
 from concurrent.futures import ThreadPoolExecutor
 

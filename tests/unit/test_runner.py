@@ -54,7 +54,7 @@ def runtime(sqlite_url: str, ledger: sessionmaker[Session]) -> Iterator[WorkerRu
 def scripted(
     runtime: WorkerRuntime, responses: list[httpx.Response | Exception]
 ) -> list[httpx.Request]:
-    """Answer provider calls with the given responses in order; return the requests seen."""
+    """Reply to provider calls with the given responses in order; return the requests seen."""
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:

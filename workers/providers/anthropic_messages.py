@@ -1,7 +1,7 @@
 """Client of the Anthropic Messages API, plain and streamed.
 
-JSON agents get their schema as a single tool the model is made to call, the way the
-Messages API returns structured output; the tool's input is the reply.
+JSON agents get their schema as a single tool that the model must call, because that is
+how the Messages API returns structured output. The tool's input is the reply.
 """
 
 import json
@@ -54,7 +54,7 @@ class AnthropicMessagesClient(HttpChatClient):
 
 
 class _StreamState:
-    """What the events of one Messages stream have said so far."""
+    """Content, usage and stop reason reported so far by the events of one Messages stream."""
 
     def __init__(self) -> None:
         self.pieces: list[str] = []

@@ -1,4 +1,4 @@
-"""What every provider client takes and returns, and the HTTP error mapping they share."""
+"""Requests, replies and the HTTP call path shared by every provider client."""
 
 import json
 import time

@@ -4,7 +4,7 @@ from ledger.usage import TokenUsage
 
 
 class ProviderError(Exception):
-    """Base class: a provider call failed. ``retryable`` says whether trying again may help.
+    """Base class: a provider call failed. ``retryable`` tells whether trying again may help.
 
     ``usage`` is what the provider reported before the call failed (a stream cut after
     its usage began), else None.
