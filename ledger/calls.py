@@ -1,6 +1,8 @@
 """Recording of provider calls: claim a job, open an attempt before each call, then store
 the call's usage and the job's outcome."""
 
+import enum
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +16,8 @@ from ledger.prices import CallCost
 from ledger.sql import insert_ignoring_conflicts, rowcount
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
+
+log = logging.getLogger(__name__)
 
 CLAIMABLE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
@@ -42,26 +46,67 @@ class CallRecord:
     cache_hit: bool = False
 
 
-def claim_job(session: Session, job_id: str, time_limit_s: float) -> ClaimedJob | None:
-    """Mark a queued (or redelivered running) job as running; None if it is already final.
+class Skip(enum.Enum):
+    """Why a delivery of a job was not claimed."""
 
-    The deadline is set by the first claim and kept by later ones.
+    UNKNOWN = "unknown"
+    FINISHED = "finished"
+    # Another delivery holds the job and its deadline has not passed.
+    HELD = "held"
+
+
+def claim_job(
+    session: Session, job_id: str, time_limit_s: float, now: datetime | None = None
+) -> ClaimedJob | Skip:
+    """Mark a job as running under this delivery, or say why this delivery must skip it.
+
+    A running job is held by the delivery that claimed it until its deadline. A later
+    delivery takes it only once it was released (``release_for_requeue`` or the recovery
+    task) or once its deadline passed: then the holder is taken for dead, its open
+    attempts are orphaned and the job gets a new deadline. A duplicate that arrives while
+    the holder still has time is skipped, so it never makes a second call.
     """
-    now = utcnow()
-    deadline = now + timedelta(seconds=time_limit_s)
+    now = now or utcnow()
+    row = session.execute(
+        select(Job.status, Job.deliveries, Job.deadline_at)
+        .where(Job.id == job_id)
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return Skip.UNKNOWN
+    if row.status not in CLAIMABLE:
+        return Skip.FINISHED
+    held = row.status == JobStatus.RUNNING.value and row.deliveries > 0
+    expired = held and row.deadline_at is not None and row.deadline_at < now
+    if held and not expired:
+        return Skip.HELD
+    new_deadline = now + timedelta(seconds=time_limit_s)
+    deadline: Any = new_deadline
+    claim = update(Job).where(Job.id == job_id, Job.status == row.status)
+    if expired:
+        claim = claim.where(Job.deliveries == row.deliveries, Job.deadline_at < now)
+        orphaned = orphan_open_attempts(session, job_id, now)
+        log.warning(
+            "job %s: its deadline passed under an earlier delivery; %d open attempt(s) "
+            "orphaned, running it again with a new deadline",
+            job_id,
+            orphaned,
+        )
+    else:
+        claim = claim.where(Job.deliveries == 0)
+        # A job released to wait keeps the deadline its first claim set.
+        deadline = func.coalesce(Job.deadline_at, new_deadline)
     claimed = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
-        .values(
+        claim.values(
             status=JobStatus.RUNNING.value,
             started_at=func.coalesce(Job.started_at, now),
-            deadline_at=func.coalesce(Job.deadline_at, deadline),
+            deadline_at=deadline,
             deliveries=Job.deliveries + 1,
-        )
-        .returning(Job.id, Job.tenant_id, Job.agent, Job.input, Job.deadline_at, Job.deliveries)
+        ).returning(Job.id, Job.tenant_id, Job.agent, Job.input, Job.deadline_at, Job.deliveries)
     ).one_or_none()
     if claimed is None:
-        return None
+        # Another delivery claimed it between the read and the update (SQLite has no row lock).
+        return Skip.HELD
     return ClaimedJob(
         claimed.id,
         claimed.tenant_id,
@@ -72,10 +117,20 @@ def claim_job(session: Session, job_id: str, time_limit_s: float) -> ClaimedJob 
     )
 
 
+def orphan_open_attempts(session: Session, job_id: str, now: datetime) -> int:
+    """Mark attempts that were opened but never closed: their calls' outcome is unknown."""
+    orphan = (
+        update(Attempt)
+        .where(Attempt.job_id == job_id, Attempt.status == AttemptStatus.STARTED.value)
+        .values(status=AttemptStatus.ORPHANED.value, finished_at=now)
+    )
+    return rowcount(session.execute(orphan))
+
+
 def release_for_requeue(session: Session, job_id: str) -> None:
-    """Take back the delivery of a job that re-enqueues itself to wait, so waiting is not
-    mistaken for a worker that died."""
-    session.execute(update(Job).where(Job.id == job_id).values(deliveries=Job.deliveries - 1))
+    """Release a job that re-enqueues itself to wait, so its next delivery may claim it and
+    the wait is not mistaken for a worker that died."""
+    session.execute(update(Job).where(Job.id == job_id).values(deliveries=0))
 
 
 def open_attempt(session: Session, job_id: str, provider: str, model: str) -> str:

@@ -3,11 +3,11 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.models import Attempt, AttemptStatus, Job, JobStatus
-from ledger.sql import rowcount
+from ledger.calls import orphan_open_attempts
+from ledger.models import Job, JobStatus
 
 
 @dataclass
@@ -42,7 +42,7 @@ def recover_stuck_jobs(
     ).all()
     result = RecoveryResult()
     for job in stuck:
-        result.orphaned_attempts += _orphan_attempts(session, job.id, now)
+        result.orphaned_attempts += orphan_open_attempts(session, job.id, now)
         if job.recoveries < max_recoveries:
             job.recoveries += 1
             job.deliveries = 0
@@ -57,13 +57,3 @@ def recover_stuck_jobs(
             )
             result.failed.append(job.id)
     return result
-
-
-def _orphan_attempts(session: Session, job_id: str, now: datetime) -> int:
-    """Mark attempts that were opened but never closed: their calls' outcome is unknown."""
-    orphan = (
-        update(Attempt)
-        .where(Attempt.job_id == job_id, Attempt.status == AttemptStatus.STARTED.value)
-        .values(status=AttemptStatus.ORPHANED.value, finished_at=now)
-    )
-    return rowcount(session.execute(orphan))

@@ -1,7 +1,9 @@
-"""Ledger writes that record a finished provider call, kept until the database takes them.
+"""Ledger writes of a running job, kept until the database takes them.
 
-The call has been made and paid for, so it is never repeated: while the database is
-unreachable the worker keeps the result and usage and retries the write.
+A finished provider call has been paid for, so it is never repeated: while the database
+is unreachable the worker keeps the result and usage and retries the write. Writes made
+before a call (the claim, the attempt row) are retried the same way, so an outage delays
+the job instead of dropping its message.
 """
 
 import logging
@@ -46,8 +48,7 @@ def write_after_call(
                 )
                 raise
             log.warning(
-                "job %s: ledger unreachable while recording a finished call (%s); "
-                "retrying in %.1f s",
+                "job %s: ledger unreachable (%s); retrying the write in %.1f s",
                 job_id,
                 _reason(exc),
                 delay_s,

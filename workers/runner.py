@@ -24,6 +24,7 @@ from agents import AgentError, AgentSpec, InvalidOutput, parse_output, render_me
 from ledger.calls import (
     CallRecord,
     ClaimedJob,
+    Skip,
     attempts_of,
     claim_job,
     close_attempt,
@@ -33,8 +34,7 @@ from ledger.calls import (
     record_usage,
     release_for_requeue,
 )
-from ledger.db import transaction
-from ledger.models import AttemptStatus, Job
+from ledger.models import Attempt, AttemptStatus
 from ledger.prices import CallCost, UnknownPrice
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
@@ -101,11 +101,9 @@ class JobRunner:
         Raises RequeueJob when the next attempt must wait longer than ``requeue_after_s``.
         """
         agent = self.runtime.agents[agent_name]
-        with transaction(self.runtime.sessions) as session:
-            job = claim_job(session, job_id, agent.time_limit_s)
-            previous = attempts_of(session, job_id) if job else []
-        if job is None:
-            self._log_skipped(job_id)
+        job, previous = self._claim(job_id, agent)
+        if isinstance(job, Skip):
+            _log_skipped(job_id, job)
             return "skipped"
         max_deliveries = self.runtime.settings.max_deliveries
         if job.deliveries > max_deliveries:
@@ -124,17 +122,15 @@ class JobRunner:
         used = Counter(Target(a.provider, a.model) for a in previous)
         return self._run_targets(JobContext(agent, job, messages, used), targets)
 
-    def _log_skipped(self, job_id: str) -> None:
-        with self.runtime.sessions() as session:
-            known = session.get(Job, job_id) is not None
-        if known:
-            log.info("job %s is already finished; delivery skipped", job_id)
-        else:
-            log.warning(
-                "job %s is not in this worker's ledger; message dropped. Does another fleet, "
-                "with another database, share this broker?",
-                job_id,
-            )
+    def _claim(self, job_id: str, agent: AgentSpec) -> tuple[ClaimedJob | Skip, list[Attempt]]:
+        """Claim the job, retrying while the ledger is unreachable: no call was made yet,
+        so an outage only delays the job."""
+
+        def claim(session: Session) -> tuple[ClaimedJob | Skip, list[Attempt]]:
+            job = claim_job(session, job_id, agent.time_limit_s)
+            return job, attempts_of(session, job_id) if isinstance(job, ClaimedJob) else []
+
+        return self._write_retrying(job_id, claim)
 
     def _prepare(
         self, agent: AgentSpec, job: ClaimedJob, targets: list[Target]
@@ -196,8 +192,7 @@ class JobRunner:
                 called=False,
             )
 
-        with transaction(self.runtime.sessions) as session:
-            attempt_id = open_attempt(session, ctx.job.id, target.provider, target.model)
+        attempt_id = self._open_attempt(ctx, target)
         started_at = utcnow()
         provider = self.runtime.settings.providers[target.provider]
         try:
@@ -217,8 +212,7 @@ class JobRunner:
     ) -> AttemptFailure | None:
         """Complete the job from a cached reply. No provider call is made, so there is no
         provider cost, but the tokens stay on the record for plans that bill cache hits."""
-        with transaction(self.runtime.sessions) as session:
-            attempt_id = open_attempt(session, ctx.job.id, target.provider, target.model)
+        attempt_id = self._open_attempt(ctx, target)
         now = utcnow()
         _, currency = self.runtime.prices.rates_at(target.provider, target.model, now)
         call = CallRecord(
@@ -232,6 +226,11 @@ class JobRunner:
         )
         log.info("job %s agent %s served from the response cache", ctx.job.id, ctx.job.agent)
         return self._finish_call(ctx, call, reply)
+
+    def _open_attempt(self, ctx: JobContext, target: Target) -> str:
+        return self._write(
+            ctx, lambda session: open_attempt(session, ctx.job.id, target.provider, target.model)
+        )
 
     def _request(self, ctx: JobContext, target: Target) -> ChatRequest:
         agent = ctx.agent
@@ -332,10 +331,13 @@ class JobRunner:
         return None
 
     def _write(self, ctx: JobContext, write: Callable[[Session], T]) -> T:
-        """Record what a finished call produced, retrying while the ledger is unreachable."""
+        """Write to the ledger for the job, retrying while the ledger is unreachable."""
+        return self._write_retrying(ctx.job.id, write)
+
+    def _write_retrying(self, job_id: str, write: Callable[[Session], T]) -> T:
         return write_after_call(
             self.runtime.sessions,
-            ctx.job.id,
+            job_id,
             write,
             give_up_after_s=self.runtime.settings.ledger_retry_s,
             sleep=self.sleep,
@@ -366,8 +368,7 @@ class JobRunner:
         if delay_s >= _remaining_s(ctx.job):
             return False
         if delay_s > self.runtime.settings.requeue_after_s:
-            with transaction(self.runtime.sessions) as session:
-                release_for_requeue(session, ctx.job.id)
+            self._write(ctx, lambda session: release_for_requeue(session, ctx.job.id))
             raise RequeueJob(delay_s, reason)
         self.sleep(delay_s)
         return True
@@ -379,8 +380,7 @@ class JobRunner:
             if not attempts
             else f"{reason} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})"
         )
-        with transaction(self.runtime.sessions) as session:
-            failed = fail_job(session, ctx.job.id, error)
+        failed = self._write(ctx, lambda session: fail_job(session, ctx.job.id, error))
         log.warning(
             "job %s tenant %s agent %s failed: %s",
             ctx.job.id,
@@ -389,6 +389,19 @@ class JobRunner:
             error,
         )
         return "failed" if failed else "skipped"
+
+
+def _log_skipped(job_id: str, reason: Skip) -> None:
+    if reason is Skip.FINISHED:
+        log.info("job %s is already finished; delivery skipped", job_id)
+    elif reason is Skip.HELD:
+        log.info("job %s is running under another delivery; duplicate delivery skipped", job_id)
+    else:
+        log.warning(
+            "job %s is not in this worker's ledger; message dropped. Does another fleet, "
+            "with another database, share this broker?",
+            job_id,
+        )
 
 
 def _remaining_s(job: ClaimedJob) -> float:

@@ -1,15 +1,27 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ledger.calls import CallRecord, claim_job, complete_job, fail_job, open_attempt, record_usage
+from ledger.calls import (
+    CallRecord,
+    ClaimedJob,
+    Skip,
+    attempts_of,
+    claim_job,
+    complete_job,
+    fail_job,
+    open_attempt,
+    record_usage,
+    release_for_requeue,
+)
 from ledger.db import transaction
 from ledger.jobs import NewJob, delete_unsent_jobs, get_job, insert_jobs, list_jobs
 from ledger.models import Attempt, JobStatus, UsageRecord
 from ledger.prices import CallCost
+from ledger.types import utcnow
 from ledger.usage import TokenUsage
 from tests.support import add_tenant, migrated_sessions
 
@@ -70,7 +82,7 @@ def test_success_bills_only_completing_call(ledger_url: str) -> None:
         job_id = insert_jobs(session, [NewJob("acme", "triage", {"narrative": "a"})])[0].job.id
     with transaction(sessions) as session:
         job = claim_job(session, job_id, time_limit_s=60)
-        assert job is not None
+        assert isinstance(job, ClaimedJob)
         first = open_attempt(session, job_id, "openai", "gpt-4o-mini")
         second = open_attempt(session, job_id, "openai", "gpt-4o-mini")
     with transaction(sessions) as session:
@@ -83,7 +95,7 @@ def test_success_bills_only_completing_call(ledger_url: str) -> None:
     with transaction(sessions) as session:
         assert not complete_job(session, job, call_for(third), {"ok": False})
     with transaction(sessions) as session:
-        assert claim_job(session, job_id, time_limit_s=60) is None
+        assert claim_job(session, job_id, time_limit_s=60) is Skip.FINISHED
 
     with sessions() as session:
         stored = get_job(session, job_id)
@@ -107,7 +119,7 @@ def test_usage_replay_changes_nothing(ledger_url: str) -> None:
         job_id = insert_jobs(session, [NewJob("acme", "triage", {"narrative": "a"})])[0].job.id
         job = claim_job(session, job_id, time_limit_s=60)
         attempt = open_attempt(session, job_id, "openai", "gpt-4o-mini")
-    assert job is not None
+    assert isinstance(job, ClaimedJob)
     with transaction(sessions) as session:
         assert record_usage(session, job, call_for(attempt), billable=False)
     with transaction(sessions) as session:
@@ -125,7 +137,7 @@ def test_database_allows_one_billable_record_per_job(ledger_url: str) -> None:
         job = claim_job(session, job_id, time_limit_s=60)
         first = open_attempt(session, job_id, "openai", "gpt-4o-mini")
         second = open_attempt(session, job_id, "openai", "gpt-4o-mini")
-    assert job is not None
+    assert isinstance(job, ClaimedJob)
     with transaction(sessions) as session:
         record_usage(session, job, call_for(first), billable=True)
     with pytest.raises(IntegrityError), transaction(sessions) as session:
@@ -162,3 +174,29 @@ def test_unsent_jobs_are_deleted(ledger_url: str) -> None:
         remaining = list_jobs(session, limit=None)
     assert deleted == 2
     assert [job.id for job in remaining] == [jobs[0].job.id]
+
+
+def test_claim_holds_a_job_until_release_or_deadline(ledger_url: str) -> None:
+    sessions = migrated_sessions(ledger_url)
+    add_tenant(sessions, "acme")
+    start = utcnow()
+    with transaction(sessions) as session:
+        job_id = insert_jobs(session, [NewJob("acme", "triage", {"narrative": "a"})])[0].job.id
+        first = claim_job(session, job_id, 60, now=start)
+        open_attempt(session, job_id, "openai", "gpt-4o-mini")
+    assert isinstance(first, ClaimedJob)
+    with transaction(sessions) as session:
+        # A copy of the message while the first delivery has time left is skipped.
+        assert claim_job(session, job_id, 60, now=start + timedelta(seconds=59)) is Skip.HELD
+        release_for_requeue(session, job_id)
+        resumed = claim_job(session, job_id, 60, now=start + timedelta(seconds=59))
+    # A released job keeps its first deadline and its open attempt.
+    assert isinstance(resumed, ClaimedJob)
+    assert (resumed.deadline_at, resumed.deliveries) == (first.deadline_at, 1)
+    later = start + timedelta(seconds=90)
+    with transaction(sessions) as session:
+        taken_over = claim_job(session, job_id, 60, now=later)
+        statuses = [a.status for a in attempts_of(session, job_id)]
+    assert isinstance(taken_over, ClaimedJob)
+    assert (taken_over.deadline_at, taken_over.deliveries) == (later + timedelta(seconds=60), 2)
+    assert statuses == ["orphaned"]

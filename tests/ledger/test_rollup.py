@@ -5,7 +5,14 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.calls import CallRecord, claim_job, complete_job, open_attempt, record_usage
+from ledger.calls import (
+    CallRecord,
+    ClaimedJob,
+    claim_job,
+    complete_job,
+    open_attempt,
+    record_usage,
+)
 from ledger.db import transaction
 from ledger.invoices import invoice_lines, list_invoices
 from ledger.jobs import NewJob, insert_jobs
@@ -36,7 +43,7 @@ def record_job(
         job_id = insert_jobs(session, [NewJob(tenant, agent, {"narrative": "x"})])[0].job.id
         job = claim_job(session, job_id, time_limit_s=60)
         attempt = open_attempt(session, job_id, "openai", model)
-    assert job is not None
+    assert isinstance(job, ClaimedJob)
     call = CallRecord(attempt, "openai", model, usage, CallCost(Decimal(cost), "USD"), at)
     with transaction(sessions) as session:
         if billable:

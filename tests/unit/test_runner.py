@@ -1,5 +1,6 @@
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -12,6 +13,7 @@ from ledger.calls import attempts_of
 from ledger.db import transaction
 from ledger.jobs import NewJob, get_job, insert_jobs
 from ledger.models import UsageRecord
+from ledger.types import utcnow
 from tests.support import add_tenant, migrated_sessions, simulator_stats, simulator_thread
 from workers.runner import JobRunner
 from workers.runtime import WorkerRuntime
@@ -326,20 +328,68 @@ def test_deliveries_are_bounded(runtime: WorkerRuntime, ledger: sessionmaker[Ses
 
     seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
     job_id = submit(ledger)
-    for _ in range(3):
-        # Each delivery claims the job and opens an attempt, then its worker dies.
+    first = utcnow() - timedelta(seconds=1000)
+    for delivery in range(3):
+        # Each delivery claims the job after the last one's deadline passed, opens an
+        # attempt, then its worker dies.
         with transaction(ledger) as session:
-            claim_job(session, job_id, time_limit_s=120)
+            claim_job(session, job_id, 120, now=first + timedelta(seconds=200 * delivery))
             open_attempt(session, job_id, "openai", "gpt-4o-mini")
     assert JobRunner(runtime).run(job_id, "triage") == "failed"
     assert seen == []
     with ledger() as session:
         job = get_job(session, job_id)
+        statuses = [a.status for a in attempts_of(session, job_id)]
     assert job.deliveries == 4
+    assert statuses == ["orphaned"] * 3
     assert (
         job.error
         == "the worker died during each of 3 deliveries of this job (gave up after 3 attempts)"
     )
+
+
+def test_duplicate_delivery_of_a_held_job_makes_no_call(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session]
+) -> None:
+    from ledger.calls import claim_job, open_attempt
+
+    seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
+    job_id = submit(ledger)
+    with transaction(ledger) as session:
+        claim_job(session, job_id, 120)
+        open_attempt(session, job_id, "openai", "gpt-4o-mini")
+    # The first delivery is still within its deadline, so a second copy of the message
+    # must leave the job to it.
+    assert JobRunner(runtime).run(job_id, "triage") == "skipped"
+    assert seen == []
+    with ledger() as session:
+        job = get_job(session, job_id)
+        statuses = [a.status for a in attempts_of(session, job_id)]
+    assert (job.status, job.deliveries, statuses) == ("running", 1, ["started"])
+
+
+def test_delivery_after_the_deadline_runs_the_job_again(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session]
+) -> None:
+    from ledger.calls import claim_job, open_attempt
+
+    seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
+    job_id = submit(ledger)
+    with transaction(ledger) as session:
+        claim_job(session, job_id, 120, now=utcnow() - timedelta(seconds=300))
+        open_attempt(session, job_id, "openai", "gpt-4o-mini")
+    # The broker delivers the message again after the dead worker's deadline.
+    assert JobRunner(runtime).run(job_id, "triage") == "succeeded"
+    assert len(seen) == 1
+    with ledger() as session:
+        job = get_job(session, job_id)
+        statuses = [a.status for a in attempts_of(session, job_id)]
+        billable = session.scalars(
+            select(UsageRecord.attempt_id).where(UsageRecord.billable.is_(True))
+        ).all()
+    assert (job.status, job.deliveries, statuses) == ("succeeded", 2, ["orphaned", "succeeded"])
+    assert job.deadline_at is not None and job.deadline_at > utcnow()
+    assert len(billable) == 1
 
 
 def test_ledger_outage_keeps_call_result(
