@@ -161,6 +161,19 @@ class Settings(BaseSettings):
         le=100,
         description="times a job stuck running past its deadline is sent again before failing",
     )
+    recovery_interval_s: float = Field(
+        default=60.0, gt=0, description="beat period of the task that recovers lost jobs"
+    )
+    recovery_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="a job still running this long past its deadline is taken for lost",
+    )
+    resend_queued_after_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="a job queued this long while its agent's queue is empty is sent again",
+    )
     ledger_retry_s: float = Field(
         default=600.0,
         gt=0,
@@ -191,7 +204,7 @@ class Settings(BaseSettings):
     )
     rollup_interval_s: float = Field(default=300.0, gt=0, description="beat period of the rollup")
     broker_visibility_timeout_s: int = Field(
-        default=3600, ge=60, description="Redis redelivery timeout of unacknowledged jobs"
+        default=3600, ge=10, description="Redis redelivery timeout of unacknowledged jobs"
     )
 
     @field_validator("providers", mode="before")

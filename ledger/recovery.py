@@ -1,5 +1,7 @@
-"""Recovery of jobs left running past their deadline, as when a worker died mid-job."""
+"""Recovery of jobs whose message is gone: jobs left running past their deadline, as
+when a worker died mid-job, and queued jobs whose message the broker lost."""
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -54,6 +56,54 @@ def recover_stuck_jobs(
             job.error = (
                 f"still running {grace_s:g} s past its deadline after {job.recoveries} "
                 "recoveries; its workers stopped without finishing it"
+            )
+            result.failed.append(job.id)
+    return result
+
+
+# At most this many lost queued jobs are sent again per run, oldest first.
+RESEND_BATCH = 10_000
+
+
+def resend_lost_queued_jobs(
+    session: Session,
+    now: datetime,
+    older_than_s: float,
+    empty_agents: Collection[str],
+    max_recoveries: int,
+) -> RecoveryResult:
+    """Send again the jobs still queued ``older_than_s`` after they were submitted while
+    their agent's queue is empty: no worker took their message and none is waiting, so
+    the broker lost it (a broker restart without persistence, or a dead worker's
+    prefetched messages). A job whose message was lost ``max_recoveries`` times is failed.
+
+    Sending a job that does have a message somewhere is harmless: the delivery that
+    comes second finds the job held or finished and skips it.
+    """
+    result = RecoveryResult()
+    if not empty_agents:
+        return result
+    lost = session.scalars(
+        select(Job)
+        .where(
+            Job.status == JobStatus.QUEUED.value,
+            Job.agent.in_(list(empty_agents)),
+            Job.created_at < now - timedelta(seconds=older_than_s),
+        )
+        .order_by(Job.created_at)
+        .limit(RESEND_BATCH)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for job in lost:
+        if job.recoveries < max_recoveries:
+            job.recoveries += 1
+            result.resent.append((job.id, job.agent))
+        else:
+            job.status = JobStatus.FAILED.value
+            job.finished_at = now
+            job.error = (
+                f"queued for more than {older_than_s:g} s with its queue empty, after being "
+                f"sent {job.recoveries + 1} times; the broker lost its messages"
             )
             result.failed.append(job.id)
     return result

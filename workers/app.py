@@ -11,8 +11,6 @@ from agents import MAINTENANCE_QUEUE, route_task
 
 ROLLUP_TASK_NAME = "agentfleet.rollup"
 RECOVERY_TASK_NAME = "agentfleet.recover_stuck_jobs"
-# A running job this long past its deadline has lost its worker.
-RECOVERY_GRACE_S = 60.0
 
 
 def create_app(settings: Settings) -> Celery:
@@ -73,5 +71,8 @@ def _beat_schedule(settings: Settings) -> dict[str, Any]:
             "task": ROLLUP_TASK_NAME,
             "schedule": settings.rollup_interval_s,
         },
-        "recover-stuck-jobs": {"task": RECOVERY_TASK_NAME, "schedule": RECOVERY_GRACE_S},
+        "recover-stuck-jobs": {
+            "task": RECOVERY_TASK_NAME,
+            "schedule": settings.recovery_interval_s,
+        },
     }

@@ -13,8 +13,6 @@ from ledger.errors import LedgerError
 from ledger.migrate import current_revision, head_revision
 
 EXIT_CONFIG = 2
-# Room between the longest job deadline and the broker's redelivery of its message.
-VISIBILITY_MARGIN_S = 60.0
 
 
 def check_worker(queues: Any, known_queues: list[str]) -> None:
@@ -47,19 +45,21 @@ def _visibility_problem() -> str | None:
 
     Redis delivers an unacknowledged message again after the visibility timeout. A job's
     message stays unacknowledged for up to its agent's deadline, because a re-enqueued job
-    waits at most the time it has left. So the timeout must exceed every deadline.
+    waits at most the time it has left, and its worker may go on recording the last call
+    for the recovery grace after that. A copy that came sooner would only be skipped.
     """
     settings = get_settings()
     if not settings.broker_url.startswith(("redis://", "rediss://")):
         return None
     longest = max(load_agents(settings).values(), key=lambda agent: agent.time_limit_s)
-    needed_s = longest.time_limit_s + VISIBILITY_MARGIN_S
+    needed_s = longest.time_limit_s + settings.recovery_grace_s
     if settings.broker_visibility_timeout_s >= needed_s:
         return None
     return (
         f"AGENTFLEET_BROKER_VISIBILITY_TIMEOUT_S is {settings.broker_visibility_timeout_s} s, "
         f"but agent {longest.name!r} may hold a job for {longest.time_limit_s:g} s, so Redis "
-        f"would deliver it twice; set it to at least {needed_s:g}"
+        f"would deliver it twice; set it to at least {needed_s:g} (the deadline plus "
+        "AGENTFLEET_RECOVERY_GRACE_S)"
     )
 
 

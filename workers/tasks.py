@@ -5,14 +5,16 @@ from datetime import UTC, datetime
 
 from celery import Task, shared_task
 
-from agents import RUN_TASK_NAME
+from agents import RUN_TASK_NAME, queue_for
 from ledger.db import transaction
 from ledger.periods import Period
+from ledger.recovery import RecoveryResult, resend_lost_queued_jobs
 from ledger.recovery import recover_stuck_jobs as recover
 from ledger.rollup import rollup_period
 from ledger.types import utcnow
-from workers.app import RECOVERY_GRACE_S, RECOVERY_TASK_NAME, ROLLUP_TASK_NAME
+from workers.app import RECOVERY_TASK_NAME, ROLLUP_TASK_NAME
 from workers.locks import single_run
+from workers.queues import empty_queues
 from workers.runner import JobRunner, RequeueJob
 from workers.runtime import WorkerRuntime, get_runtime
 
@@ -38,25 +40,43 @@ def run_job(self: Task, job_id: str, agent: str) -> str:
 
 @shared_task(name=RECOVERY_TASK_NAME)
 def recover_stuck_jobs() -> int:
-    """Send again, or fail, jobs still running past their deadline; return how many."""
+    """Send again, or fail, jobs whose message is gone; return how many."""
     runtime = get_runtime()
     with single_run(runtime.redis, "recover_stuck_jobs", LOCK_TTL_S) as mine:
         if not mine:
             log.info("another process is recovering stuck jobs; this run is skipped")
             return 0
-        return _recover(runtime)
+        return _recover_running(runtime) + _recover_queued(runtime)
 
 
-def _recover(runtime: WorkerRuntime) -> int:
+def _recover_running(runtime: WorkerRuntime) -> int:
     settings = runtime.settings
     limits = {name: agent.time_limit_s for name, agent in runtime.agents.items()}
     with transaction(runtime.sessions) as session:
-        result = recover(session, utcnow(), RECOVERY_GRACE_S, settings.max_recoveries, limits)
+        result = recover(
+            session, utcnow(), settings.recovery_grace_s, settings.max_recoveries, limits
+        )
+    return _send_again(result, "stuck running past their deadline")
+
+
+def _recover_queued(runtime: WorkerRuntime) -> int:
+    settings = runtime.settings
+    queues = {queue_for(name): name for name in runtime.agents}
+    empty = [queues[queue] for queue in empty_queues(run_job.app, queues)]
+    with transaction(runtime.sessions) as session:
+        result = resend_lost_queued_jobs(
+            session, utcnow(), settings.resend_queued_after_s, empty, settings.max_recoveries
+        )
+    return _send_again(result, "queued with their message lost")
+
+
+def _send_again(result: RecoveryResult, what: str) -> int:
     for job_id, agent in result.resent:
         run_job.apply_async(kwargs={"job_id": job_id, "agent": agent})
     if result.resent or result.failed:
         log.warning(
-            "recovered stuck jobs: %d sent again, %d failed, %d attempts orphaned; failed: %s",
+            "recovered jobs %s: %d sent again, %d failed, %d attempts orphaned; failed: %s",
+            what,
             len(result.resent),
             len(result.failed),
             result.orphaned_attempts,

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import redis
 from sqlalchemy import inspect
@@ -75,3 +77,29 @@ def test_migrations_upgrade_and_downgrade(pg_url: str) -> None:
     assert not LEDGER_TABLES & set(inspect(engine).get_table_names())
     upgrade(engine)
     assert set(inspect(engine).get_table_names()) >= LEDGER_TABLES
+
+
+@pytest.mark.parametrize("broker", ["redis", "filesystem"])
+def test_queue_lengths_count_waiting_messages(
+    broker: str, pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    from workers.app import create_app
+    from workers.queues import empty_queues, queue_length
+
+    sessions = migrated_sessions(pg_url)
+    add_tenant(sessions, "acme")
+    settings = Settings(
+        database_url=pg_url,
+        broker_url=redis_url if broker == "redis" else "filesystem://localhost/",
+        broker_dir=tmp_path / "broker",
+    )
+    client = JobClient(settings, sessions=sessions)
+    try:
+        client.submit_many("acme", "triage", [JobRequest({"narrative": f"n{i}"}) for i in range(3)])
+    finally:
+        client.close()
+    app = create_app(settings)
+    queues = ["agent.triage", "agent.summarize", "agent.clause-review"]
+    # Redis has no key for a queue that never held a message; that is an empty queue.
+    assert [queue_length(app, queue) for queue in queues] == [3, 0, 0]
+    assert empty_queues(app, queues) == {"agent.summarize", "agent.clause-review"}

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
@@ -6,7 +6,7 @@ from ledger.calls import attempts_of, claim_job, open_attempt
 from ledger.db import transaction
 from ledger.jobs import NewJob, get_job, insert_jobs
 from ledger.models import Job
-from ledger.recovery import recover_stuck_jobs
+from ledger.recovery import RecoveryResult, recover_stuck_jobs, resend_lost_queued_jobs
 from ledger.types import utcnow
 from tests.support import add_tenant, migrated_sessions
 
@@ -77,3 +77,45 @@ def test_job_within_grace_is_left_alone(ledger_url: str) -> None:
             session, utcnow(), grace_s=60, max_recoveries=1, time_limits_s=LIMITS
         )
     assert (result.resent, result.failed) == ([], [])
+
+
+def test_queued_job_with_lost_message_is_sent_again_then_failed(ledger_url: str) -> None:
+    sessions = migrated_sessions(ledger_url)
+    add_tenant(sessions, "acme")
+    with transaction(sessions) as session:
+        lost, busy_agent, recent = (
+            s.job.id
+            for s in insert_jobs(
+                session,
+                [
+                    NewJob("acme", "triage", {"narrative": "a"}),
+                    NewJob("acme", "summarize", {"text": "b"}),
+                    NewJob("acme", "triage", {"narrative": "c"}),
+                ],
+            )
+        )
+        session.execute(
+            update(Job)
+            .where(Job.id.in_([lost, busy_agent]))
+            .values(created_at=utcnow() - timedelta(minutes=20))
+        )
+
+    def resend(now: datetime) -> RecoveryResult:
+        # The summarize queue still holds messages, so its old job is waiting its turn.
+        with transaction(sessions) as session:
+            return resend_lost_queued_jobs(
+                session, now, older_than_s=600, empty_agents={"triage"}, max_recoveries=1
+            )
+
+    first = resend(utcnow())
+    assert (first.resent, first.failed) == ([(lost, "triage")], [])
+    second = resend(utcnow())
+    assert (second.resent, second.failed) == ([], [lost])
+    with sessions() as session:
+        failed, waiting, fresh = (get_job(session, i) for i in (lost, busy_agent, recent))
+    assert (failed.status, failed.recoveries) == ("failed", 1)
+    assert failed.error == (
+        "queued for more than 600 s with its queue empty, after being sent 2 times; "
+        "the broker lost its messages"
+    )
+    assert (waiting.status, fresh.status) == ("queued", "queued")

@@ -117,7 +117,8 @@ def test_worker_refuses_short_visibility_timeout(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "agentfleet worker cannot start: AGENTFLEET_BROKER_VISIBILITY_TIMEOUT_S is 200 s, but agent "
-        "'clause-review' may hold a job for 180 s, so Redis would deliver it twice; set it to at least 240"
+        "'clause-review' may hold a job for 180 s, so Redis would deliver it twice; set it to at least 240 "
+        "(the deadline plus AGENTFLEET_RECOVERY_GRACE_S)"
     )
 
 
