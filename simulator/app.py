@@ -23,6 +23,7 @@ from simulator.stats import ServedStats
 # A request the simulator does not reply to is kept open at most this long, then dropped.
 HANG_LIMIT_S = 600.0
 JOB_HEADER = "x-agentfleet-job"
+REQUEST_ID_HEADER = "x-client-request-id"
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ class Simulator:
             return JSONResponse(api.error_body(400, problem), status_code=400)
 
         job_id = request.headers.get(JOB_HEADER)
-        self.stats.arrival(body["model"], job_id)
+        request_id = request.headers.get(REQUEST_ID_HEADER)
+        self.stats.arrival(body["model"], job_id, request_id)
         # NOTE: a streamed reply stops counting as in flight when its stream starts.
         self.stats.started()
         try:
@@ -88,7 +90,7 @@ class Simulator:
                 return self._error(api, step, job_id)
             if step.fault == "hang":
                 return await self._hang(request)
-            return self._reply(api, body, step)
+            return self._reply(api, body, step, request_id)
         finally:
             self.stats.finished()
 
@@ -120,7 +122,9 @@ class Simulator:
             waited += 0.25
         return Response(status_code=504)
 
-    def _reply(self, api: ModuleType, body: dict[str, Any], step: Step) -> Response:
+    def _reply(
+        self, api: ModuleType, body: dict[str, Any], step: Step, request_id: str | None
+    ) -> Response:
         model = body["model"]
         reply = api.make_reply(body, self.cache)
         if step.usage is not None:
@@ -135,7 +139,7 @@ class Simulator:
             if cut_after is not None:
                 self.stats.fault("cut")
             events = api.stream_events(
-                body, reply, cut_after, lambda usage: self.stats.served(model, usage)
+                body, reply, cut_after, lambda usage: self.stats.served(model, usage, request_id)
             )
             return StreamingResponse(events, media_type="text/event-stream")
         full = api.response_body(body, reply)
@@ -143,7 +147,7 @@ class Simulator:
             self.stats.fault("cut")
             text = json.dumps(full)
             return Response(text[: len(text) // 2].encode(), media_type="application/json")
-        self.stats.served(model, reply.usage)
+        self.stats.served(model, reply.usage, request_id)
         return JSONResponse(full)
 
 
@@ -191,6 +195,14 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
     async def get_stats(_: Request) -> JSONResponse:
         return JSONResponse(simulator.stats.as_dict())
 
+    async def get_requests(_: Request) -> JSONResponse:
+        """Each request by its X-Client-Request-Id: model, whether it was answered with
+        usage, and the tokens reported."""
+        stats = simulator.stats
+        return JSONResponse(
+            {"requests": stats.requests, "untracked_requests": stats.untracked_requests}
+        )
+
     async def reset_stats(_: Request) -> JSONResponse:
         simulator.stats.reset()
         return JSONResponse(simulator.stats.as_dict())
@@ -203,6 +215,7 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/stats", get_stats, methods=["GET"]),
+            Route("/stats/requests", get_requests, methods=["GET"]),
             Route("/stats/reset", reset_stats, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ]

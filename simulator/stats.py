@@ -12,6 +12,8 @@ from typing import Any
 from simulator.replies import SimUsage
 
 WINDOW_S = 60.0
+# Requests remembered by id for /stats/requests; later ones are only counted.
+MAX_TRACKED_REQUESTS = 200_000
 
 
 @dataclass
@@ -36,12 +38,20 @@ class ServedStats:
     early_calls: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    # Request id (the X-Client-Request-Id header) -> model and the tokens reported for it.
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    untracked_requests: int = 0
     _arrivals: dict[str, deque[float]] = field(default_factory=dict)
     _not_before: dict[str, float] = field(default_factory=dict)
 
-    def arrival(self, model: str, job_id: str | None) -> None:
+    def arrival(self, model: str, job_id: str | None, request_id: str | None = None) -> None:
         """Count a request, track the busiest minute, and flag a retry that came too early."""
         now = time.monotonic()
+        if request_id is not None:
+            if len(self.requests) < MAX_TRACKED_REQUESTS:
+                self.requests[request_id] = {"model": model, "answered": False}
+            else:
+                self.untracked_requests += 1
         stats = self.models.setdefault(model, ModelStats())
         stats.requests += 1
         window = self._arrivals.setdefault(model, deque())
@@ -66,7 +76,14 @@ class ServedStats:
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
 
-    def served(self, model: str, usage: SimUsage) -> None:
+    def served(self, model: str, usage: SimUsage, request_id: str | None = None) -> None:
+        record = self.requests.get(request_id) if request_id is not None else None
+        if record is not None:
+            record.update(
+                answered=True,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.output_tokens,
+            )
         stats = self.models.setdefault(model, ModelStats())
         stats.calls += 1
         stats.prompt_tokens += usage.prompt_tokens
@@ -83,6 +100,8 @@ class ServedStats:
         self.max_in_flight = self.in_flight
         self._arrivals.clear()
         self._not_before.clear()
+        self.requests.clear()
+        self.untracked_requests = 0
 
     def as_dict(self) -> dict[str, Any]:
         models = {name: asdict(stats) for name, stats in sorted(self.models.items())}

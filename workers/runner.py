@@ -12,7 +12,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -197,10 +197,12 @@ class JobRunner:
         provider = self.runtime.settings.providers[target.provider]
         try:
             reply = self.runtime.provider_client(target.provider).complete(
-                request, min(provider.timeout_s, _remaining_s(ctx.job))
+                replace(request, request_id=attempt_id),
+                min(provider.timeout_s, _remaining_s(ctx.job)),
             )
         except ProviderError as exc:
             return self._failed_call(ctx, target, attempt_id, started_at, exc)
+        self.runtime.crash_point.answer_received(ctx.job.id)
         call = self._call_record(attempt_id, target, reply.usage, started_at)
         failure = self._finish_call(ctx, call, reply)
         if failure is None and ctx.agent.cacheable:

@@ -19,6 +19,7 @@ from agents import AgentCatalog
 from ledger.db import make_engine, session_factory
 from ledger.prices import PriceBook
 from workers.cache import NoCache, RedisResponseCache, ResponseCache
+from workers.crashpoint import CrashPoint
 from workers.providers.anthropic_messages import AnthropicMessagesClient
 from workers.providers.base import ProviderClient
 from workers.providers.openai_chat import OpenAIChatClient
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class WorkerRuntime:
     settings: Settings
+
+    @cached_property
+    def crash_point(self) -> CrashPoint:
+        return CrashPoint.from_environ()
 
     @cached_property
     def agents(self) -> AgentCatalog:
@@ -116,6 +121,7 @@ def get_runtime() -> WorkerRuntime:
                 runtime.http,
                 runtime.limiter,
                 runtime.cache,
+                runtime.crash_point,
             )
             _runtime = runtime
         return _runtime

@@ -63,6 +63,28 @@ def test_stream_and_plain_usage_agree(api: str, http: httpx.Client) -> None:
     assert plain.usage.output_tokens > 0
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+def test_simulator_logs_each_request_by_its_id(api: str, stream: bool, http: httpx.Client) -> None:
+    with simulator_thread() as base:
+        client = (
+            OpenAIChatClient(http, f"{base}/v1", "k")
+            if api == "openai"
+            else AnthropicMessagesClient(http, base, "k")
+        )
+        request = ChatRequest(**{**REQUEST.__dict__, "stream": stream, "request_id": "attempt-1"})
+        reply = client.complete(request, timeout_s=10)
+        logged = httpx.get(f"{base}/stats/requests", timeout=5).json()
+    assert logged["requests"] == {
+        "attempt-1": {
+            "model": "gpt-4o-mini",
+            "answered": True,
+            "prompt_tokens": reply.usage.prompt_tokens,
+            "completion_tokens": reply.usage.output_tokens,
+        }
+    }
+
+
 def test_anthropic_usage_kinds(http: httpx.Client, tmp_path: Path) -> None:
     steps = script(
         tmp_path,

@@ -16,6 +16,9 @@ from workers.retry import retry_after_s
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 JOB_HEADER = "X-Agentfleet-Job"
+# The attempt id goes with each call, so a provider's request log can be matched with
+# the ledger's attempt rows; OpenAI keeps it as the request's client id.
+REQUEST_ID_HEADER = "X-Client-Request-Id"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class ChatRequest:
     schema_name: str = "result"
     stream: bool = False
     job_id: str | None = field(default=None, compare=False)
+    request_id: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,11 @@ class HttpChatClient:
         self._headers = headers
 
     def complete(self, request: ChatRequest, timeout_s: float) -> ChatReply:
-        headers = {**self._headers, JOB_HEADER: request.job_id} if request.job_id else self._headers
+        headers = self._headers
+        if request.job_id:
+            headers = {**headers, JOB_HEADER: request.job_id}
+        if request.request_id:
+            headers = {**headers, REQUEST_ID_HEADER: request.request_id}
         body = self.request_body(request)
         if request.stream:
             return self.stream(body, headers, timeout_s)
