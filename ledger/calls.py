@@ -56,7 +56,11 @@ class Skip(enum.Enum):
 
 
 def claim_job(
-    session: Session, job_id: str, time_limit_s: float, now: datetime | None = None
+    session: Session,
+    job_id: str,
+    time_limit_s: float,
+    now: datetime | None = None,
+    token: str | None = None,
 ) -> ClaimedJob | Skip:
     """Mark a job as running under this delivery, or say why this delivery must skip it.
 
@@ -65,10 +69,13 @@ def claim_job(
     task) or once its deadline passed: then the holder is taken for dead, its open
     attempts are orphaned and the job gets a new deadline. A duplicate that arrives while
     the holder still has time is skipped, so it never makes a second call.
+
+    ``token`` names the delivery: a claim retried with the same token after its commit
+    was lost on the way back finds the job already its own.
     """
     now = now or utcnow()
     row = session.execute(
-        select(Job.status, Job.deliveries, Job.deadline_at)
+        select(Job.status, Job.deliveries, Job.deadline_at, Job.claim_token)
         .where(Job.id == job_id)
         .with_for_update()
     ).one_or_none()
@@ -77,6 +84,8 @@ def claim_job(
     if row.status not in CLAIMABLE:
         return Skip.FINISHED
     held = row.status == JobStatus.RUNNING.value and row.deliveries > 0
+    if held and token is not None and row.claim_token == token:
+        return _claimed(session.execute(select(*CLAIMED_COLUMNS).where(Job.id == job_id)).one())
     expired = held and row.deadline_at is not None and row.deadline_at < now
     if held and not expired:
         return Skip.HELD
@@ -102,19 +111,20 @@ def claim_job(
             started_at=func.coalesce(Job.started_at, now),
             deadline_at=deadline,
             deliveries=Job.deliveries + 1,
-        ).returning(Job.id, Job.tenant_id, Job.agent, Job.input, Job.deadline_at, Job.deliveries)
+            claim_token=token,
+        ).returning(*CLAIMED_COLUMNS)
     ).one_or_none()
     if claimed is None:
         # Another delivery claimed it between the read and the update (SQLite has no row lock).
         return Skip.HELD
-    return ClaimedJob(
-        claimed.id,
-        claimed.tenant_id,
-        claimed.agent,
-        claimed.input,
-        claimed.deadline_at,
-        claimed.deliveries,
-    )
+    return _claimed(claimed)
+
+
+CLAIMED_COLUMNS = (Job.id, Job.tenant_id, Job.agent, Job.input, Job.deadline_at, Job.deliveries)
+
+
+def _claimed(row: Any) -> ClaimedJob:
+    return ClaimedJob(row.id, row.tenant_id, row.agent, row.input, row.deadline_at, row.deliveries)
 
 
 def orphan_open_attempts(session: Session, job_id: str, now: datetime) -> int:
@@ -133,15 +143,23 @@ def release_for_requeue(session: Session, job_id: str) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(deliveries=0))
 
 
-def open_attempt(session: Session, job_id: str, provider: str, model: str) -> str:
-    """Write the attempt row for a call about to be made; return its id."""
+def open_attempt(
+    session: Session, job_id: str, provider: str, model: str, attempt_id: str | None = None
+) -> str:
+    """Write the attempt row for a call about to be made; return its id.
+
+    Given the id of a row already written, as when a write is retried after its commit
+    was lost on the way back, it writes nothing more.
+    """
+    if attempt_id is not None and session.get(Attempt, attempt_id) is not None:
+        return attempt_id
     number = session.execute(
         update(Job)
         .where(Job.id == job_id)
         .values(attempts=Job.attempts + 1)
         .returning(Job.attempts)
     ).scalar_one()
-    attempt_id = str(uuid.uuid4())
+    attempt_id = attempt_id or str(uuid.uuid4())
     session.add(
         Attempt(id=attempt_id, job_id=job_id, number=number, provider=provider, model=model)
     )
@@ -197,7 +215,8 @@ def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: An
     """Store the job's result and bill the call that produced it, in one transaction.
 
     The job completes only if it is still running, so a duplicate delivery that finishes
-    second records its call as cost only. Returns True if this call completed the job.
+    second records its call as cost only. Returns True if this call completed the job,
+    also when a retried write finds its first commit done.
     """
     finish = (
         update(Job)
@@ -205,7 +224,12 @@ def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: An
         .values(status=JobStatus.SUCCEEDED.value, result=result, error=None, finished_at=utcnow())
     )
     completed = rowcount(session.execute(finish)) == 1
-    record_usage(session, job, call, billable=completed)
+    if not record_usage(session, job, call, billable=completed):
+        completed = bool(
+            session.scalar(
+                select(UsageRecord.billable).where(UsageRecord.attempt_id == call.attempt_id)
+            )
+        )
     status = AttemptStatus.CACHE_HIT if call.cache_hit else AttemptStatus.SUCCEEDED
     close_attempt(session, call.attempt_id, status)
     return completed

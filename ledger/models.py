@@ -133,6 +133,9 @@ class Job(Base):
     deliveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Times the recovery task sent the job again after it was stuck past its deadline.
     recoveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set by the delivery that claimed the job, so a claim retried after a commit whose
+    # outcome was unknown recognises itself.
+    claim_token: Mapped[str | None] = mapped_column(String(36))
     result: Mapped[Any | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -10,6 +10,7 @@ was re-enqueued to wait out a long delay resumes where it stopped.
 import logging
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -126,8 +127,10 @@ class JobRunner:
         """Claim the job, retrying while the ledger is unreachable: no call was made yet,
         so an outage only delays the job."""
 
+        token = str(uuid.uuid4())
+
         def claim(session: Session) -> tuple[ClaimedJob | Skip, list[Attempt]]:
-            job = claim_job(session, job_id, agent.time_limit_s)
+            job = claim_job(session, job_id, agent.time_limit_s, token=token)
             return job, attempts_of(session, job_id) if isinstance(job, ClaimedJob) else []
 
         return self._write_retrying(job_id, claim)
@@ -230,8 +233,12 @@ class JobRunner:
         return self._finish_call(ctx, call, reply)
 
     def _open_attempt(self, ctx: JobContext, target: Target) -> str:
+        attempt_id = str(uuid.uuid4())
         return self._write(
-            ctx, lambda session: open_attempt(session, ctx.job.id, target.provider, target.model)
+            ctx,
+            lambda session: open_attempt(
+                session, ctx.job.id, target.provider, target.model, attempt_id
+            ),
         )
 
     def _request(self, ctx: JobContext, target: Target) -> ChatRequest:

@@ -200,3 +200,31 @@ def test_claim_holds_a_job_until_release_or_deadline(ledger_url: str) -> None:
     assert isinstance(taken_over, ClaimedJob)
     assert (taken_over.deadline_at, taken_over.deliveries) == (later + timedelta(seconds=60), 2)
     assert statuses == ["orphaned"]
+
+
+def test_writes_retried_after_a_lost_commit_change_nothing(ledger_url: str) -> None:
+    """A write whose commit succeeded but whose answer was lost is retried as it was."""
+    sessions = migrated_sessions(ledger_url)
+    add_tenant(sessions, "acme")
+    with transaction(sessions) as session:
+        job_id = insert_jobs(session, [NewJob("acme", "triage", {"narrative": "a"})])[0].job.id
+    claims, attempt_ids, completions = [], [], []
+    for _ in range(2):
+        with transaction(sessions) as session:
+            claims.append(claim_job(session, job_id, 60, token="delivery-1"))
+            attempt_ids.append(open_attempt(session, job_id, "openai", "gpt-4o-mini", "a-1"))
+    job = claims[0]
+    assert isinstance(job, ClaimedJob)
+    for _ in range(2):
+        with transaction(sessions) as session:
+            completions.append(complete_job(session, job, call_for("a-1"), {"ok": True}))
+    with sessions() as session:
+        stored = get_job(session, job_id)
+        attempts = [(a.id, a.number, a.status) for a in attempts_of(session, job_id)]
+        usage = session.scalars(select(UsageRecord.billable)).all()
+    assert claims[1] == job
+    assert attempt_ids == ["a-1", "a-1"]
+    assert completions == [True, True]
+    assert (stored.status, stored.deliveries, stored.attempts) == ("succeeded", 1, 1)
+    assert attempts == [("a-1", 1, "succeeded")]
+    assert usage == [True]

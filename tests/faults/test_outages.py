@@ -1,0 +1,89 @@
+"""Redis restarted without persistence, and PostgreSQL stopped for 20 s, during a run.
+
+Each runs on servers of the test's own, so stopping them leaves the machine's alone.
+"""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults.fleet import check_ledger_exact, fault_fleet
+from tests.faults.servers import PrivatePostgres, PrivateRedis
+from tests.faults.test_worker_kills import wait_for_progress
+
+pytestmark = pytest.mark.integration
+
+JOBS = 600
+REDIS_DOWN_S = 3
+POSTGRES_DOWN_S = 20
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    try:
+        server.create()
+        yield server
+    finally:
+        server.destroy()
+
+
+def test_redis_restart_loses_no_job(
+    private_redis: PrivateRedis, pg_url: str, tmp_path: Path
+) -> None:
+    with fault_fleet(pg_url, private_redis.url, tmp_path) as fleet:
+        workers = [fleet.start_worker(), fleet.start_worker()]
+        job_ids = fleet.submit(JOBS)
+        wait_for_progress(fleet, job_ids, JOBS // 4, timeout_s=120)
+        # Every queued message, the unacknowledged ones and the locks go with it.
+        private_redis.kill()
+        time.sleep(REDIS_DOWN_S)
+        private_redis.start()
+        statuses = fleet.wait(job_ids, timeout_s=300)
+        check = check_ledger_exact(fleet, job_ids)
+        alive = [worker.popen.poll() is None for worker in workers]
+        logs = fleet.worker_logs()
+
+    print(check)
+    assert statuses == {"succeeded": JOBS}
+    assert check.statuses == {"succeeded": JOBS}
+    assert alive == [True, True]
+    # The jobs whose messages Redis lost were found and sent again.
+    assert "recovered jobs queued with their message lost" in fleet.processes[1].log_text()
+    assert "Connection to broker lost" in logs
+
+
+def test_postgres_outage_of_twenty_seconds(
+    private_postgres: PrivatePostgres, redis_url: str, tmp_path: Path
+) -> None:
+    with fault_fleet(private_postgres.url, redis_url, tmp_path) as fleet:
+        workers = [fleet.start_worker(), fleet.start_worker()]
+        job_ids = fleet.submit(JOBS)
+        wait_for_progress(fleet, job_ids, JOBS // 4, timeout_s=120)
+        private_postgres.stop()
+        time.sleep(POSTGRES_DOWN_S)
+        private_postgres.start()
+        statuses = fleet.wait(job_ids, timeout_s=300)
+        check = check_ledger_exact(fleet, job_ids)
+        alive = [worker.popen.poll() is None for worker in workers]
+        logs = fleet.worker_logs()
+
+    print(check)
+    assert statuses == {"succeeded": JOBS}
+    assert check.statuses == {"succeeded": JOBS}
+    assert alive == [True, True]
+    # Workers kept finished calls and wrote them once the database was back.
+    assert "ledger unreachable" in logs
+    assert check.orphaned_answered == 0
