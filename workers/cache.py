@@ -7,6 +7,7 @@ before, with its usage. Tenants never share entries.
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict
 from typing import Protocol
 
@@ -15,6 +16,8 @@ import redis
 from agentfleet.fleet import Target
 from ledger.usage import TokenUsage
 from workers.providers.base import ChatReply, ChatRequest
+
+log = logging.getLogger(__name__)
 
 
 class ResponseCache(Protocol):
@@ -56,7 +59,12 @@ class RedisResponseCache:
         return f"{self._prefix}:{digest}"
 
     def get(self, tenant: str, target: Target, request: ChatRequest) -> ChatReply | None:
-        raw = self._client.get(self.key(tenant, target, request))
+        """The cached reply, or None; an unreachable Redis is a miss."""
+        try:
+            raw = self._client.get(self.key(tenant, target, request))
+        except redis.RedisError as exc:
+            log.warning("response cache unreachable (%s); calling the provider", exc)
+            return None
         if raw is None:
             return None
         data = json.loads(raw)
@@ -70,4 +78,7 @@ class RedisResponseCache:
             "usage": asdict(reply.usage),
             "finish_reason": reply.finish_reason,
         }
-        self._client.set(self.key(tenant, target, request), json.dumps(value), ex=ttl_s)
+        try:
+            self._client.set(self.key(tenant, target, request), json.dumps(value), ex=ttl_s)
+        except redis.RedisError as exc:
+            log.warning("response cache unreachable (%s); reply not cached", exc)

@@ -7,6 +7,7 @@ more calls or tokens than the limits allow. A 429 with Retry-After pauses the ta
 for every worker until that time.
 """
 
+import logging
 import uuid
 from typing import Protocol
 
@@ -14,6 +15,8 @@ import redis
 
 from agentfleet.fleet import Target
 from agentfleet.settings import RateLimit
+
+log = logging.getLogger(__name__)
 
 # The log spans a second more than a minute: a call reaches the provider a little after
 # it was admitted, and that delay must not let the provider count more than the limit in
@@ -100,12 +103,24 @@ class RedisRateLimiter:
         return [f"{base}:requests", f"{base}:tokens", f"{base}:token_sum", f"{base}:paused"]
 
     def acquire(self, target: Target, tokens: int) -> float:
+        """Admit a call now (0) or return the seconds to wait.
+
+        While Redis is unreachable calls are admitted: the provider's own 429 replies,
+        retried with backoff, still hold the fleet back, and jobs keep moving.
+        """
         limit = self._limits.get(str(target)) or RateLimit()
-        wait_ms = self._acquire(
-            keys=self._keys(target),
-            args=[WINDOW_MS, limit.rpm, limit.tpm, tokens, uuid.uuid4().hex],
-        )
+        try:
+            wait_ms = self._acquire(
+                keys=self._keys(target),
+                args=[WINDOW_MS, limit.rpm, limit.tpm, tokens, uuid.uuid4().hex],
+            )
+        except redis.RedisError as exc:
+            log.warning("rate limiter unreachable (%s); admitting a call to %s", exc, target)
+            return 0.0
         return int(wait_ms) / 1000
 
     def pause(self, target: Target, seconds: float) -> None:
-        self._pause(keys=[self._keys(target)[3]], args=[int(seconds * 1000)])
+        try:
+            self._pause(keys=[self._keys(target)[3]], args=[int(seconds * 1000)])
+        except redis.RedisError as exc:
+            log.warning("rate limiter unreachable (%s); %s not paused fleet-wide", exc, target)
