@@ -47,11 +47,11 @@ class CallRecord:
 
 
 class Skip(enum.Enum):
-    """Why a delivery of a job was not claimed."""
+    """Reason a delivery of a job was not claimed."""
 
     UNKNOWN = "unknown"
     FINISHED = "finished"
-    # Another delivery holds the job and its deadline has not passed.
+    # Another delivery claimed the job and its deadline has not passed.
     HELD = "held"
 
 
@@ -62,7 +62,7 @@ def claim_job(
     now: datetime | None = None,
     token: str | None = None,
 ) -> ClaimedJob | Skip:
-    """Mark a job as running under this delivery, or say why this delivery must skip it.
+    """Mark a job as running under this delivery, or return why this delivery skips it.
 
     A running job is held by the delivery that claimed it until its deadline. A later
     delivery takes it only once it was released (``release_for_requeue`` or the recovery

@@ -72,10 +72,10 @@ def resend_lost_queued_jobs(
     empty_agents: Collection[str],
     max_recoveries: int,
 ) -> RecoveryResult:
-    """Send again the jobs still queued ``older_than_s`` after they were submitted while
-    their agent's queue is empty: no worker took their message and none is waiting, so
-    the broker lost it (a broker restart without persistence, or a dead worker's
-    prefetched messages). A job whose message was lost ``max_recoveries`` times is failed.
+    """Send again the jobs still queued ``older_than_s`` after submission while their
+    agent's queue is empty. No worker took their message and none is waiting, so the
+    broker lost it: a broker restart without persistence, or a dead worker's prefetched
+    messages. A job whose message was lost ``max_recoveries`` times is failed.
 
     Sending a job that does have a message somewhere is harmless: the delivery that
     comes second finds the job held or finished and skips it.

@@ -196,8 +196,8 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
         return JSONResponse(simulator.stats.as_dict())
 
     async def get_requests(_: Request) -> JSONResponse:
-        """Each request by its X-Client-Request-Id: model, whether it was answered with
-        usage, and the tokens reported."""
+        """List each request by its X-Client-Request-Id, with its model, whether its reply
+        reported usage, and the tokens reported."""
         stats = simulator.stats
         return JSONResponse(
             {"requests": stats.requests, "untracked_requests": stats.untracked_requests}

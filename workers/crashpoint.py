@@ -1,8 +1,8 @@
-"""A worker that kills itself right after a provider answered, before the ledger write.
+"""A worker that kills itself after a provider's reply arrives, before the ledger write.
 
-Only the fault tests set AGENTFLEET_TEST_CRASH_AFTER_ANSWERS; unset, nothing happens.
-It shows that a call paid for but never recorded still shows up in the ledger, as an
-orphaned attempt.
+Only the fault tests set AGENTFLEET_TEST_CRASH_AFTER_ANSWERS. When it is unset, nothing
+happens. The fault tests use it to show that a call paid for but never recorded still
+appears in the ledger, as an orphaned attempt.
 """
 
 import logging
@@ -16,7 +16,7 @@ CRASH_AFTER_ANSWERS = "AGENTFLEET_TEST_CRASH_AFTER_ANSWERS"
 
 
 class CrashPoint:
-    """Kill this process with SIGKILL when the ``after``-th provider answer arrives."""
+    """Point at which this process kills itself with SIGKILL: the ``after``-th provider reply."""
 
     def __init__(self, after: int | None = None) -> None:
         self._after = after

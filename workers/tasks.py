@@ -70,13 +70,13 @@ def _recover_queued(runtime: WorkerRuntime) -> int:
     return _send_again(result, "queued with their message lost")
 
 
-def _send_again(result: RecoveryResult, what: str) -> int:
+def _send_again(result: RecoveryResult, kind: str) -> int:
     for job_id, agent in result.resent:
         run_job.apply_async(kwargs={"job_id": job_id, "agent": agent})
     if result.resent or result.failed:
         log.warning(
             "recovered jobs %s: %d sent again, %d failed, %d attempts orphaned; failed: %s",
-            what,
+            kind,
             len(result.resent),
             len(result.failed),
             result.orphaned_attempts,

@@ -147,10 +147,10 @@ class LedgerCheck:
 def check_ledger_exact(fleet: FaultFleet, job_ids: list[str]) -> LedgerCheck:
     """Assert the ledger invariants after a run with faults, and return what was counted.
 
-    Every job is final; each succeeded job has exactly one billable usage row and a
-    failed one none; every request the simulator answered is either a usage row with the
-    same tokens or an orphaned attempt (answered, but its worker died before the write);
-    every request it saw has an attempt row; and no usage row lacks its request.
+    Every job is final. Each succeeded job has exactly one billable usage row, and a
+    failed one has none. Every request the simulator replied to is either a usage row
+    with the same tokens or an orphaned attempt, whose worker died before the write.
+    Every request it received has an attempt row, and every usage row has its request.
     """
     served = httpx.get(f"{fleet.simulator_url}/stats/requests", timeout=10).json()
     assert served["untracked_requests"] == 0

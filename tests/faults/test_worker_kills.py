@@ -1,5 +1,5 @@
-"""Workers killed with SIGKILL mid-run, and a worker killed between a provider's answer
-and the ledger write: no usage is lost and none is counted twice."""
+"""Workers killed with SIGKILL mid-run, and a worker killed between a provider's reply
+and the ledger write. No usage is lost and none is counted twice."""
 
 import time
 from pathlib import Path
@@ -22,9 +22,7 @@ def wait_for_progress(fleet: FaultFleet, job_ids: list[str], done: int, timeout_
         time.sleep(0.2)
 
 
-def test_three_worker_kills_during_a_thousand_jobs(
-    pg_url: str, redis_url: str, tmp_path: Path
-) -> None:
+def test_three_worker_kills_lose_nothing(pg_url: str, redis_url: str, tmp_path: Path) -> None:
     with fault_fleet(pg_url, redis_url, tmp_path) as fleet:
         workers = [fleet.start_worker(), fleet.start_worker()]
         job_ids = fleet.submit(JOBS)
@@ -46,9 +44,7 @@ def test_three_worker_kills_during_a_thousand_jobs(
     assert "Traceback" not in logs
 
 
-def test_worker_killed_between_answer_and_ledger_write(
-    pg_url: str, redis_url: str, tmp_path: Path
-) -> None:
+def test_worker_killed_before_ledger_write(pg_url: str, redis_url: str, tmp_path: Path) -> None:
     with fault_fleet(pg_url, redis_url, tmp_path) as fleet:
         doomed = fleet.start_worker(**{CRASH_AFTER_ANSWERS: "40"})
         fleet.start_worker()
@@ -61,7 +57,7 @@ def test_worker_killed_between_answer_and_ledger_write(
 
     print(check)
     assert statuses == {"succeeded": 300}
-    # The provider answered the call that triggered the kill, and the ledger never got
-    # its usage: it stays visible as an orphaned attempt, and its job ran again.
+    # The provider replied to the call that triggered the kill, and the ledger never got
+    # its usage. The call is visible as an orphaned attempt, and its job ran again.
     assert check.orphaned_answered >= 1
     assert check.orphaned >= check.orphaned_answered

@@ -176,7 +176,7 @@ def test_unsent_jobs_are_deleted(ledger_url: str) -> None:
     assert [job.id for job in remaining] == [jobs[0].job.id]
 
 
-def test_claim_holds_a_job_until_release_or_deadline(ledger_url: str) -> None:
+def test_claim_until_release_or_deadline(ledger_url: str) -> None:
     sessions = migrated_sessions(ledger_url)
     add_tenant(sessions, "acme")
     start = utcnow()
@@ -202,8 +202,8 @@ def test_claim_holds_a_job_until_release_or_deadline(ledger_url: str) -> None:
     assert statuses == ["orphaned"]
 
 
-def test_writes_retried_after_a_lost_commit_change_nothing(ledger_url: str) -> None:
-    """A write whose commit succeeded but whose answer was lost is retried as it was."""
+def test_retried_writes_change_nothing(ledger_url: str) -> None:
+    """A write whose commit succeeded but whose reply was lost is retried unchanged."""
     sessions = migrated_sessions(ledger_url)
     add_tenant(sessions, "acme")
     with transaction(sessions) as session:

@@ -79,7 +79,7 @@ def test_job_within_grace_is_left_alone(ledger_url: str) -> None:
     assert (result.resent, result.failed) == ([], [])
 
 
-def test_queued_job_with_lost_message_is_sent_again_then_failed(ledger_url: str) -> None:
+def test_lost_queued_job_resent_then_failed(ledger_url: str) -> None:
     sessions = migrated_sessions(ledger_url)
     add_tenant(sessions, "acme")
     with transaction(sessions) as session:
@@ -101,7 +101,7 @@ def test_queued_job_with_lost_message_is_sent_again_then_failed(ledger_url: str)
         )
 
     def resend(now: datetime) -> RecoveryResult:
-        # The summarize queue still holds messages, so its old job is waiting its turn.
+        # The summarize queue still has messages, so its old job is waiting its turn.
         with transaction(sessions) as session:
             return resend_lost_queued_jobs(
                 session, now, older_than_s=600, empty_agents={"triage"}, max_recoveries=1

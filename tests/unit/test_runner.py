@@ -348,7 +348,7 @@ def test_deliveries_are_bounded(runtime: WorkerRuntime, ledger: sessionmaker[Ses
     )
 
 
-def test_duplicate_delivery_of_a_held_job_makes_no_call(
+def test_duplicate_delivery_makes_no_call(
     runtime: WorkerRuntime, ledger: sessionmaker[Session]
 ) -> None:
     from ledger.calls import claim_job, open_attempt
@@ -368,7 +368,7 @@ def test_duplicate_delivery_of_a_held_job_makes_no_call(
     assert (job.status, job.deliveries, statuses) == ("running", 1, ["started"])
 
 
-def test_delivery_after_the_deadline_runs_the_job_again(
+def test_late_delivery_runs_job_again(
     runtime: WorkerRuntime, ledger: sessionmaker[Session]
 ) -> None:
     from ledger.calls import claim_job, open_attempt
