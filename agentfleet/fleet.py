@@ -6,6 +6,7 @@ from typing import Any
 
 from kombu.entity import Exchange, Queue
 
+from agentfleet.redis_broker import TRANSPORT as REDIS_TRANSPORT
 from agentfleet.settings import Settings
 from agents import MAINTENANCE_QUEUE, AgentCatalog, CatalogError, load_catalog
 
@@ -62,10 +63,13 @@ def broker_config(settings: Settings) -> dict[str, Any]:
             "broker_url": "filesystem://localhost/",
             "broker_transport_options": filesystem_options(settings.broker_dir),
         }
-    return {
+    config: dict[str, Any] = {
         "broker_url": settings.broker_url,
         "broker_transport_options": {"visibility_timeout": settings.broker_visibility_timeout_s},
     }
+    if settings.broker_url.startswith("redis://"):
+        config["broker_transport"] = REDIS_TRANSPORT
+    return config
 
 
 def filesystem_options(folder: Path) -> dict[str, Any]:
