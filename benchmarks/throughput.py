@@ -1,0 +1,90 @@
+"""Throughput: jobs/s one agent worker completes with a zero-latency simulator, against a
+plain Celery no-op task drained by the same pool type and concurrency.
+
+Both queues are full before the worker starts. The time runs from the first message
+taken to the moment the queue and its unacknowledged messages are empty. An agent job's
+message is acknowledged after its result and usage are committed to the ledger.
+"""
+
+from typing import Any
+
+import redis
+
+from agentfleet.processes import ManagedProcess
+from benchmarks.context import QUEUE, BenchContext
+from benchmarks.fleet import (
+    agent_worker,
+    job_client,
+    noop_worker,
+    simulator,
+    submit_jobs,
+    wait_drained,
+)
+from benchmarks.ledger_checks import check_jobs_succeeded
+from benchmarks.noop_app import NOOP_QUEUE, NOOP_TASK, create_noop_app
+from benchmarks.results import Row, ScenarioResult, Target
+from benchmarks.sampling import ProcessSampler
+
+SCENARIO = "throughput"
+TARGET = Target("ratio", ">=", 0.6)
+
+
+def run(ctx: BenchContext) -> ScenarioResult:
+    jobs, threads = ctx.size.throughput_jobs, ctx.size.throughput_threads
+    broker = ctx.redis_client()
+    try:
+        product = _product_drain(ctx, broker)
+        noop = _noop_drain(ctx, broker)
+    finally:
+        broker.flushdb()
+        broker.close()
+    result = ScenarioResult(SCENARIO, "Throughput with a zero-latency simulator")
+    result.details = {"jobs": jobs, "threads": threads, "agent_worker": product,
+                      "noop_worker": noop}  # fmt: skip
+    result.rows = [
+        Row("throughput", f"completed jobs/s, one worker, threads -c {threads}", "jobs/s",
+            product["jobs_per_s"], f"Celery no-op task, threads -c {threads}",
+            noop["jobs_per_s"], TARGET),
+    ]  # fmt: skip
+    return result
+
+
+def _product_drain(ctx: BenchContext, broker: redis.Redis) -> dict[str, Any]:
+    jobs, threads = ctx.size.throughput_jobs, ctx.size.throughput_threads
+    with ctx.ledger(SCENARIO) as ledger, simulator(ctx, SCENARIO, latency_ms=0) as port:
+        client = job_client(ctx, ledger)
+        try:
+            submit_jobs(client, jobs)
+        finally:
+            client.close()
+        env = ctx.fleet_env(ledger, port)
+        with agent_worker(ctx, SCENARIO, env, threads, ready=False) as worker:
+            figures = _drain(broker, QUEUE, jobs, worker)
+        check_jobs_succeeded(ledger, jobs)
+    return figures
+
+
+def _noop_drain(ctx: BenchContext, broker: redis.Redis) -> dict[str, Any]:
+    jobs, threads = ctx.size.throughput_jobs, ctx.size.throughput_threads
+    app = create_noop_app(ctx.redis_url)
+    try:
+        with app.producer_or_acquire() as producer:
+            for _ in range(jobs):
+                app.tasks[NOOP_TASK].apply_async(queue=NOOP_QUEUE, producer=producer)
+    finally:
+        app.close()
+    with noop_worker(ctx, SCENARIO, threads) as worker:
+        return _drain(broker, NOOP_QUEUE, jobs, worker)
+
+
+def _drain(broker: redis.Redis, queue: str, jobs: int, worker: ManagedProcess) -> dict[str, Any]:
+    sampler = ProcessSampler(worker.popen.pid).start()
+    drain = wait_drained(broker, queue, jobs, timeout_s=120 + jobs / 20, process=worker)
+    sampler.stop()
+    return {
+        "jobs_per_s": jobs / drain.elapsed_s,
+        "elapsed_s": drain.elapsed_s,
+        "worker_cores": sampler.cores_between(drain.first_taken_at, drain.drained_at),
+        "worker_max_rss_mib": sampler.max_rss_between(drain.first_taken_at, drain.drained_at)
+        / 2**20,
+    }
