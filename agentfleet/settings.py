@@ -197,7 +197,9 @@ class Settings(BaseSettings):
         default=50, ge=1, description="pool threads per worker process (celery -c overrides it)"
     )
     http_max_connections: int = Field(
-        default=100, ge=1, description="connections of the shared provider client per process"
+        default=100,
+        ge=1,
+        description="provider connections per worker process, at least one per thread",
     )
     db_pool_size: int = Field(
         default=20, ge=1, description="database connections per process, and as many overflow"

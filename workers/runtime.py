@@ -8,7 +8,6 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 
-import httpx
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +22,7 @@ from workers.crashpoint import CrashPoint
 from workers.providers.anthropic_messages import AnthropicMessagesClient
 from workers.providers.base import ProviderClient
 from workers.providers.openai_chat import OpenAIChatClient
+from workers.providers.pool import ClientPool
 from workers.ratelimit import Limiter, NoLimits, RedisRateLimiter
 
 log = logging.getLogger(__name__)
@@ -54,16 +54,15 @@ class WorkerRuntime:
             return PriceBook.from_session(session)
 
     @cached_property
-    def http(self) -> httpx.Client:
-        """One HTTP client per process, so calls to a provider reuse its connections.
+    def http(self) -> ClientPool:
+        """HTTP clients of the process, so calls to a provider reuse their connections.
 
-        Its pool has a connection for every pool thread, so no call waits for one.
+        They have a connection for every pool thread, so no call waits for one.
         """
         size = max(
             self.settings.http_max_connections, pool_threads or self.settings.worker_concurrency
         )
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        return httpx.Client(limits=limits, timeout=httpx.Timeout(60.0))
+        return ClientPool(size)
 
     @cached_property
     def redis(self) -> redis.Redis | None:

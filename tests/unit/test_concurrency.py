@@ -39,3 +39,29 @@ def test_pool_holds_every_thread_in_flight(monkeypatch: pytest.MonkeyPatch) -> N
     assert stats["models"]["gpt-4o-mini"]["calls"] == CALLS
     # The pool grew to the thread count, so the calls were in flight together.
     assert stats["max_in_flight"] >= CALLS * 0.9
+
+
+def test_client_pool_spreads_threads_over_small_clients() -> None:
+    from collections import Counter
+    from threading import Barrier
+
+    from workers.providers.pool import ClientPool
+
+    pool = ClientPool(100)
+    barrier = Barrier(100)
+
+    def pick(_: int) -> int:
+        first = pool.client()
+        barrier.wait()
+        assert pool.client() is first
+        return id(first)
+
+    try:
+        with ThreadPoolExecutor(max_workers=100) as threads:
+            per_client = Counter(threads.map(pick, range(100)))
+    finally:
+        pool.close()
+    # 100 connections as four clients of 25: each client serves 25 threads.
+    assert len(pool.clients) == 4
+    assert sorted(per_client.values()) == [25, 25, 25, 25]
+    assert all(c._transport._pool._max_connections == 25 for c in pool.clients)  # type: ignore[attr-defined]

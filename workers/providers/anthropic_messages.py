@@ -19,6 +19,7 @@ from workers.providers.base import (
     with_usage,
 )
 from workers.providers.errors import ProviderError, ProviderUnavailable
+from workers.providers.pool import ClientPool
 
 API_VERSION = "2023-06-01"
 
@@ -26,7 +27,7 @@ API_VERSION = "2023-06-01"
 class AnthropicMessagesClient(HttpChatClient):
     """Sends messages to the Anthropic API; raises ProviderError subclasses on failure."""
 
-    def __init__(self, http: httpx.Client, base_url: str, api_key: str) -> None:
+    def __init__(self, http: httpx.Client | ClientPool, base_url: str, api_key: str) -> None:
         headers = {"x-api-key": api_key, "anthropic-version": API_VERSION}
         super().__init__(http, f"{base_url}/v1/messages", headers)
 
@@ -39,7 +40,7 @@ class AnthropicMessagesClient(HttpChatClient):
     def stream(self, body: dict[str, Any], headers: dict[str, str], timeout_s: float) -> ChatReply:
         stream = _StreamState()
         try:
-            with open_stream(self._http, self._url, body, headers, timeout_s) as events:
+            with open_stream(self.http(), self._url, body, headers, timeout_s) as events:
                 for event, data in events:
                     stream.apply(event, event_json(data))
                     if stream.stopped:

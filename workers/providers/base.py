@@ -12,6 +12,7 @@ import httpx
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
 from workers.providers.errors import ProviderError, ProviderRejected, ProviderUnavailable
+from workers.providers.pool import ClientPool
 from workers.retry import retry_after_s
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -56,7 +57,7 @@ class HttpChatClient:
     API's own bodies.
     """
 
-    def __init__(self, http: httpx.Client, url: str, headers: dict[str, str]) -> None:
+    def __init__(self, http: httpx.Client | ClientPool, url: str, headers: dict[str, str]) -> None:
         self._http = http
         self._url = url
         self._headers = headers
@@ -70,7 +71,11 @@ class HttpChatClient:
         body = self.request_body(request)
         if request.stream:
             return self.stream(body, headers, timeout_s)
-        return self.parse_reply(post_json(self._http, self._url, body, headers, timeout_s))
+        return self.parse_reply(post_json(self.http(), self._url, body, headers, timeout_s))
+
+    def http(self) -> httpx.Client:
+        """Return the httpx client for a call from this thread."""
+        return self._http.client() if isinstance(self._http, ClientPool) else self._http
 
     def request_body(self, request: ChatRequest) -> dict[str, Any]:
         raise NotImplementedError

@@ -14,12 +14,13 @@ from workers.providers.base import (
     with_usage,
 )
 from workers.providers.errors import ProviderError, ProviderUnavailable
+from workers.providers.pool import ClientPool
 
 
 class OpenAIChatClient(HttpChatClient):
     """Sends chat completions to one provider; raises ProviderError subclasses on failure."""
 
-    def __init__(self, http: httpx.Client, base_url: str, api_key: str) -> None:
+    def __init__(self, http: httpx.Client | ClientPool, base_url: str, api_key: str) -> None:
         super().__init__(
             http, f"{base_url}/chat/completions", {"Authorization": f"Bearer {api_key}"}
         )
@@ -35,7 +36,7 @@ class OpenAIChatClient(HttpChatClient):
         finish = ""
         usage: TokenUsage | None = None
         try:
-            with open_stream(self._http, self._url, body, headers, timeout_s) as events:
+            with open_stream(self.http(), self._url, body, headers, timeout_s) as events:
                 for _, data in events:
                     if data == "[DONE]":
                         break
