@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -114,6 +115,14 @@ def _default_aliases() -> dict[str, list[str]]:
         "smart": ["openai:gpt-4.1"],
         "claude": ["anthropic:claude-haiku-4-5"],
     }
+
+
+def _given_variables(env_file: object) -> list[tuple[str, str]]:
+    """Return each variable name with where it was given: the environment, or ' in FILE'."""
+    given = [(name, "") for name in os.environ]
+    if isinstance(env_file, str | Path) and Path(env_file).is_file():
+        given += [(name, f" in {env_file}") for name in dotenv_values(env_file)]
+    return given
 
 
 class Settings(BaseSettings):
@@ -227,16 +236,17 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _reject_unknown_variables(cls, data: object) -> object:
-        """Reject AGENTFLEET_ variables that name no setting, so a typo is not ignored."""
+        """Reject AGENTFLEET_ variables, in the environment or the .env file, that name no
+        setting, so a typo is not ignored."""
         known = {name.upper() for name in cls.model_fields}
-        for variable in os.environ:
+        for variable, source in _given_variables(cls.model_config.get("env_file")):
             if not variable.startswith(ENV_PREFIX) or variable.startswith(TEST_PREFIX):
                 continue
-            name = variable[len(ENV_PREFIX) :].split("__")[0]
+            name = variable[len(ENV_PREFIX) :].split("__")[0].upper()
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
-                raise ValueError(f"unknown setting {variable}{hint}")
+                raise ValueError(f"unknown setting {variable}{source}{hint}")
         return data
 
     @field_validator("model_aliases", mode="before")

@@ -22,17 +22,15 @@ class RecoveryResult:
 
 
 def recover_stuck_jobs(
-    session: Session,
-    now: datetime,
-    grace_s: float,
-    max_recoveries: int,
-    time_limits_s: dict[str, float],
+    session: Session, now: datetime, grace_s: float, max_recoveries: int
 ) -> RecoveryResult:
     """Find running jobs past their deadline by more than ``grace_s``, mark their open
-    attempts orphaned, and give each a new deadline to be sent again, or fail it once it
-    was recovered ``max_recoveries`` times.
+    attempts orphaned, and queue each again to be sent, or fail it once it was recovered
+    ``max_recoveries`` times.
 
-    Rows are locked and skipped when locked, so two recovery runs never take one job.
+    A job sent again is ``queued`` with no deadline, so its time limit starts when a
+    worker takes it, however long it waits behind other jobs. Rows are locked and
+    skipped when locked, so two recovery runs never take one job.
     """
     stuck = session.scalars(
         select(Job)
@@ -47,8 +45,9 @@ def recover_stuck_jobs(
         result.orphaned_attempts += orphan_open_attempts(session, job.id, now)
         if job.recoveries < max_recoveries:
             job.recoveries += 1
+            job.status = JobStatus.QUEUED.value
             job.deliveries = 0
-            job.deadline_at = now + timedelta(seconds=time_limits_s.get(job.agent, 0))
+            job.deadline_at = None
             result.resent.append((job.id, job.agent))
         else:
             job.status = JobStatus.FAILED.value

@@ -195,16 +195,27 @@ class JobRunner:
                 called=False,
             )
 
+        return self._call(ctx, target, request)
+
+    def _call(self, ctx: JobContext, target: Target, request: ChatRequest) -> AttemptFailure | None:
         attempt_id = self._open_attempt(ctx, target)
+        remaining_s = _remaining_s(ctx.job)
+        if remaining_s <= 0:
+            # Writing the attempt row took the time that was left, as while the ledger is down.
+            error = f"deadline of {ctx.agent.time_limit_s:g} s passed before the call was sent"
+            self._close_unsent(ctx, attempt_id, error)
+            return AttemptFailure(error, retryable=False, called=False)
         started_at = utcnow()
         provider = self.runtime.settings.providers[target.provider]
         try:
             reply = self.runtime.provider_client(target.provider).complete(
-                replace(request, request_id=attempt_id),
-                min(provider.timeout_s, _remaining_s(ctx.job)),
+                replace(request, request_id=attempt_id), min(provider.timeout_s, remaining_s)
             )
         except ProviderError as exc:
             return self._failed_call(ctx, target, attempt_id, started_at, exc)
+        except Exception as exc:
+            self._close_unsent(ctx, attempt_id, f"unexpected error: {exc!r}")
+            raise
         self.runtime.crash_point.answer_received(ctx.job.id)
         call = self._call_record(attempt_id, target, reply.usage, started_at)
         failure = self._finish_call(ctx, call, reply)
@@ -231,6 +242,14 @@ class JobRunner:
         )
         log.info("job %s agent %s served from the response cache", ctx.job.id, ctx.job.agent)
         return self._finish_call(ctx, call, reply)
+
+    def _close_unsent(self, ctx: JobContext, attempt_id: str, error: str) -> None:
+        """Close an attempt as failed when its call was never sent or broke unexpectedly,
+        so no attempt stays open."""
+        self._write(
+            ctx,
+            lambda session: close_attempt(session, attempt_id, AttemptStatus.FAILED, error=error),
+        )
 
     def _open_attempt(self, ctx: JobContext, target: Target) -> str:
         attempt_id = str(uuid.uuid4())

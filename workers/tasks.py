@@ -51,11 +51,8 @@ def recover_stuck_jobs() -> int:
 
 def _recover_running(runtime: WorkerRuntime) -> int:
     settings = runtime.settings
-    limits = {name: agent.time_limit_s for name, agent in runtime.agents.items()}
     with transaction(runtime.sessions) as session:
-        result = recover(
-            session, utcnow(), settings.recovery_grace_s, settings.max_recoveries, limits
-        )
+        result = recover(session, utcnow(), settings.recovery_grace_s, settings.max_recoveries)
     return _send_again(result, "stuck running past their deadline")
 
 

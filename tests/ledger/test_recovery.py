@@ -10,8 +10,6 @@ from ledger.recovery import RecoveryResult, recover_stuck_jobs, resend_lost_queu
 from ledger.types import utcnow
 from tests.support import add_tenant, migrated_sessions
 
-LIMITS = {"triage": 120.0}
-
 
 def test_stuck_job_is_sent_again_then_failed(ledger_url: str) -> None:
     sessions = migrated_sessions(ledger_url)
@@ -37,21 +35,24 @@ def test_stuck_job_is_sent_again_then_failed(ledger_url: str) -> None:
 
     now = utcnow()
     with transaction(sessions) as session:
-        first = recover_stuck_jobs(session, now, grace_s=60, max_recoveries=1, time_limits_s=LIMITS)
+        first = recover_stuck_jobs(session, now, grace_s=60, max_recoveries=1)
     assert first.resent == [(stuck, "triage")]
     assert (first.failed, first.orphaned_attempts) == ([], 1)
     with sessions() as session:
         job = get_job(session, stuck)
         assert [a.status for a in attempts_of(session, stuck)] == ["orphaned"]
         assert [a.status for a in attempts_of(session, fresh)] == ["started"]
-    assert (job.status, job.recoveries, job.deliveries) == ("running", 1, 0)
-    assert job.deadline_at == now + timedelta(seconds=120)
+    # Queued again with no deadline: the time limit starts when a worker takes it.
+    assert (job.status, job.recoveries, job.deliveries) == ("queued", 1, 0)
+    assert job.deadline_at is None
 
     later = now + timedelta(minutes=4)
     with transaction(sessions) as session:
-        second = recover_stuck_jobs(
-            session, later, grace_s=60, max_recoveries=1, time_limits_s=LIMITS
-        )
+        # The job's next worker takes it and dies too.
+        claim_job(session, stuck, 120, now=later - timedelta(minutes=4))
+        open_attempt(session, stuck, "openai", "gpt-4o-mini")
+    with transaction(sessions) as session:
+        second = recover_stuck_jobs(session, later, grace_s=60, max_recoveries=1)
     assert (second.resent, second.failed) == ([], [stuck])
     with sessions() as session:
         job = get_job(session, stuck)
@@ -73,9 +74,7 @@ def test_job_within_grace_is_left_alone(ledger_url: str) -> None:
             update(Job).where(Job.id == job_id).values(deadline_at=utcnow() - timedelta(seconds=30))
         )
     with transaction(sessions) as session:
-        result = recover_stuck_jobs(
-            session, utcnow(), grace_s=60, max_recoveries=1, time_limits_s=LIMITS
-        )
+        result = recover_stuck_jobs(session, utcnow(), grace_s=60, max_recoveries=1)
     assert (result.resent, result.failed) == ([], [])
 
 

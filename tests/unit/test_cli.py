@@ -359,6 +359,13 @@ def test_settings_mistakes_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
         in typo.stderr
     )
     monkeypatch.delenv("AGENTFLEET_MAX_ATTEMTPS")
+    Path(".env").write_text("AGENTFLEET_RECOVERY_INTERVALS=5\n", encoding="utf-8")
+    in_file = run("jobs")
+    assert (
+        "unknown setting AGENTFLEET_RECOVERY_INTERVALS in .env; "
+        "did you mean AGENTFLEET_RECOVERY_INTERVAL_S?"
+    ) in in_file.stderr
+    Path(".env").unlink()
     monkeypatch.setenv("AGENTFLEET_BROKER_URL", "htp://x")
     broker = run("jobs")
     assert "AGENTFLEET_BROKER_URL: 'htp://x' is not a supported broker URL" in broker.stderr

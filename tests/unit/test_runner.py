@@ -1,5 +1,6 @@
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -416,3 +417,33 @@ def test_ledger_outage_keeps_call_result(
     assert len(seen) == 1
     assert sleeps == [0.5, 1.0]
     assert [r.billable for r in usage_rows(ledger)] == [True]
+
+
+def test_deadline_passed_while_opening_attempt(
+    runtime: WorkerRuntime, ledger: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import update
+
+    from ledger.models import Job
+
+    seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
+    job_id = submit(ledger)
+    open_attempt = JobRunner._open_attempt
+
+    def slow_open(self: JobRunner, ctx: object, target: object) -> str:
+        # The ledger was unreachable long enough for the deadline to pass.
+        attempt_id = open_attempt(self, ctx, target)  # type: ignore[arg-type]
+        past = utcnow() - timedelta(seconds=1)
+        with transaction(ledger) as session:
+            session.execute(update(Job).where(Job.id == job_id).values(deadline_at=past))
+        ctx.job = replace(ctx.job, deadline_at=past)  # type: ignore[attr-defined]
+        return attempt_id
+
+    monkeypatch.setattr(JobRunner, "_open_attempt", slow_open)
+    assert JobRunner(runtime).run(job_id, "triage") == "failed"
+    assert seen == []
+    with ledger() as session:
+        job = get_job(session, job_id)
+        attempts = [(a.status, a.error) for a in attempts_of(session, job_id)]
+    assert job.error == "deadline of 120 s passed before the call was sent"
+    assert attempts == [("failed", "deadline of 120 s passed before the call was sent")]
