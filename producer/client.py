@@ -49,6 +49,8 @@ class JobView:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # Times the recovery task sent the job again after its message or worker was lost.
+    recoveries: int = 0
 
     @classmethod
     def of(cls, job: Job) -> "JobView":
@@ -64,6 +66,7 @@ class JobView:
             job.created_at,
             job.started_at,
             job.finished_at,
+            job.recoveries,
         )
 
     @property
