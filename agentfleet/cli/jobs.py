@@ -159,10 +159,10 @@ def jobs(
         ctx.client.catalog[agent]
     if tenant is not None:
         ctx.client.check_tenant(tenant)
-    _emit_jobs(
-        ctx.client.list_jobs(tenant=tenant, agent=agent, statuses=statuses, limit=limit),
-        output_format,
-    )
+    found = ctx.client.list_jobs(tenant=tenant, agent=agent, statuses=statuses, limit=limit + 1)
+    _emit_jobs(found[:limit], output_format)
+    if len(found) > limit:
+        click.echo(f"showing the newest {limit} jobs; more match (raise --limit)", err=True)
 
 
 @click.command()

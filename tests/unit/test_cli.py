@@ -83,6 +83,10 @@ def test_key_field_makes_resubmission_safe(ready: Path) -> None:
     )
     assert len(broker_messages("agent.triage")) == 3
     assert len(jobs_json()) == 3
+    limited = run("jobs", "--limit", "2", "--format", "json")
+    assert len(json.loads(limited.stdout)) == 2
+    assert "showing the newest 2 jobs; more match (raise --limit)" in limited.stderr
+    assert "more match" not in run("jobs", "--limit", "3").stderr
 
 
 @pytest.mark.parametrize(
