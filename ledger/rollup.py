@@ -1,14 +1,17 @@
 """Roll billable usage up into one draft invoice per tenant and period, a line per agent and model.
 
-Rollup recomputes a draft invoice from the usage rows of its period, so running it
-again, or from two processes at once, writes the same invoice. Final invoices are
-never touched.
+Rollup recomputes the period's draft invoices from its usage rows, with one aggregate
+over the period for all tenants, so running it again, or from two processes at once,
+writes the same invoices. Rollups of one period take turns: PostgreSQL through an
+advisory lock held for the transaction, SQLite because every transaction takes the
+write lock at BEGIN. Final invoices are never touched.
 """
 
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, delete, func, select, true
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.models import Invoice, InvoiceLine, InvoiceStatus, Plan, Tenant, UsageRecord
@@ -44,39 +47,34 @@ def rollup_period(
     factory: sessionmaker[Session], period: Period, tenant_id: str | None = None
 ) -> list[RollupResult]:
     """Write or refresh the draft invoice of every tenant with billable usage in the period."""
-    with factory() as session:
-        tenants = _tenants_with_usage(session, period, tenant_id)
-    results = []
-    for tenant in tenants:
-        with factory() as session, session.begin():
-            results.append(_rollup_tenant(session, tenant, period))
-    return results
+    with factory() as session, session.begin():
+        _take_turn(session, period)
+        groups = _usage_groups(session, period, tenant_id)
+        return [_rollup_tenant(session, tenant, period, groups[tenant]) for tenant in groups]
 
 
-def _tenants_with_usage(session: Session, period: Period, tenant_id: str | None) -> list[str]:
-    query = (
-        select(UsageRecord.tenant_id)
-        .where(UsageRecord.billable, *_in_period(period))
-        .group_by(UsageRecord.tenant_id)
-        .order_by(UsageRecord.tenant_id)
-    )
-    if tenant_id is not None:
-        query = query.where(UsageRecord.tenant_id == tenant_id)
-    return list(session.scalars(query))
+def _take_turn(session: Session, period: Period) -> None:
+    """Wait for any other rollup of the period, so the aggregate below sees every row
+    committed before this rollup writes."""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"agentfleet.rollup:{period.start}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def _in_period(period: Period) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (UsageRecord.created_at >= period.start_at, UsageRecord.created_at < period.end_at)
 
 
-def _rollup_tenant(session: Session, tenant_id: str, period: Period) -> RollupResult:
+def _rollup_tenant(
+    session: Session, tenant_id: str, period: Period, groups: list[UsageGroup]
+) -> RollupResult:
     plan = session.scalars(select(Plan).join(Tenant).where(Tenant.id == tenant_id)).one()
     terms = plan_terms(session, plan)
     invoice = _lock_invoice(session, tenant_id, period, terms.currency)
     if invoice.status == InvoiceStatus.FINAL.value:
         return RollupResult(tenant_id, period, invoice.id, invoice.total, invoice.currency, 0, True)
 
-    groups = _usage_groups(session, tenant_id, period, plan.bill_cache_hits)
     lines = [_invoice_line(invoice.id, group, terms) for group in groups]
     session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id))
     session.add_all(lines)
@@ -111,15 +109,16 @@ def _lock_invoice(session: Session, tenant_id: str, period: Period, currency: st
 
 
 def _usage_groups(
-    session: Session, tenant_id: str, period: Period, bill_cache_hits: bool
-) -> list[UsageGroup]:
-    """Sum the billable usage of one tenant's period by agent and model.
+    session: Session, period: Period, tenant_id: str | None
+) -> dict[str, list[UsageGroup]]:
+    """Sum the period's billable usage by tenant, agent and model, in one aggregate.
 
-    Cache hits count only on plans that bill them; they have no provider cost, so a
-    markup plan charges nothing for them either way.
+    Cache hits count only for tenants whose plan bills them; they have no provider cost,
+    so a markup plan charges nothing for them either way.
     """
     query = (
         select(
+            UsageRecord.tenant_id,
             UsageRecord.agent,
             UsageRecord.model,
             func.count(),
@@ -129,20 +128,24 @@ def _usage_groups(
             func.sum(UsageRecord.output_tokens),
             func.sum(UsageRecord.cost),
         )
-        .where(UsageRecord.tenant_id == tenant_id, UsageRecord.billable, *_in_period(period))
-        .where(true() if bill_cache_hits else UsageRecord.cache_hit.is_(False))
-        .group_by(UsageRecord.agent, UsageRecord.model)
-        .order_by(UsageRecord.agent, UsageRecord.model)
+        .join(Tenant, Tenant.id == UsageRecord.tenant_id)
+        .join(Plan, Plan.id == Tenant.plan_id)
+        .where(UsageRecord.billable, *_in_period(period))
+        .where(or_(UsageRecord.cache_hit.is_(False), Plan.bill_cache_hits))
+        .group_by(UsageRecord.tenant_id, UsageRecord.agent, UsageRecord.model)
+        .order_by(UsageRecord.tenant_id, UsageRecord.agent, UsageRecord.model)
     )
-    groups = []
-    for agent, model, calls, inp, cached, written, out, cost in session.execute(query):
+    if tenant_id is not None:
+        query = query.where(UsageRecord.tenant_id == tenant_id)
+    groups: dict[str, list[UsageGroup]] = {}
+    for tenant, agent, model, calls, inp, cached, written, out, cost in session.execute(query):
         tokens = {
             TokenKind.INPUT: int(inp),
             TokenKind.CACHED_INPUT: int(cached),
             TokenKind.CACHE_WRITE: int(written),
             TokenKind.OUTPUT: int(out),
         }
-        groups.append(UsageGroup(agent, model, int(calls), tokens, cost))
+        groups.setdefault(tenant, []).append(UsageGroup(agent, model, int(calls), tokens, cost))
     return groups
 
 

@@ -59,6 +59,12 @@ class RequeueJob(Exception):
         self.countdown_s = countdown_s
 
 
+class LedgerDelayed(Exception):
+    """Raised when writing to an unreachable ledger used up a job's deadline before its
+    call was sent. The outage is not the job's fault, so the job is not failed: it stays
+    running, and the recovery task queues it again with a new deadline."""
+
+
 @dataclass(frozen=True)
 class AttemptFailure:
     """Failure of one attempt: its message, whether a retry may help, and the provider's
@@ -121,7 +127,11 @@ class JobRunner:
             # Nothing was sent to a provider, so there is no usage to record.
             return self._give_up(JobContext(agent, job, [], Counter()), str(exc))
         used = Counter(Target(a.provider, a.model) for a in previous)
-        return self._run_targets(JobContext(agent, job, messages, used), targets)
+        try:
+            return self._run_targets(JobContext(agent, job, messages, used), targets)
+        except LedgerDelayed as exc:
+            log.warning("job %s agent %s: %s", job_id, agent_name, exc)
+            return "left for recovery"
 
     def _claim(self, job_id: str, agent: AgentSpec) -> tuple[ClaimedJob | Skip, list[Attempt]]:
         """Claim the job, retrying while the ledger is unreachable: no call was made yet,
@@ -201,10 +211,14 @@ class JobRunner:
         attempt_id = self._open_attempt(ctx, target)
         remaining_s = _remaining_s(ctx.job)
         if remaining_s <= 0:
-            # Writing the attempt row took the time that was left, as while the ledger is down.
+            # Only a slow or unreachable ledger gets here: every wait before stops short of
+            # the deadline.
             error = f"deadline of {ctx.agent.time_limit_s:g} s passed before the call was sent"
             self._close_unsent(ctx, attempt_id, error)
-            return AttemptFailure(error, retryable=False, called=False)
+            raise LedgerDelayed(
+                f"{error}, while the ledger was slow or unreachable; the recovery task will "
+                "queue it again"
+            )
         started_at = utcnow()
         provider = self.runtime.settings.providers[target.provider]
         try:
