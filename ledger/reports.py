@@ -7,7 +7,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger.models import Job, UsageRecord
+from ledger.models import Attempt, AttemptStatus, Job, UsageRecord
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,9 @@ class UsageTotal:
     prompt_tokens: int
     output_tokens: int
     cost: Decimal
+    # Attempts whose worker died mid-call: the provider may have served and charged them,
+    # but their usage never reached the ledger.
+    orphaned: int = 0
 
 
 GROUPINGS = {
@@ -32,6 +35,14 @@ GROUPINGS = {
         UsageRecord.provider,
         UsageRecord.model,
     ),
+}
+
+
+# The same groups for attempts, whose tenant and agent are the job's.
+ATTEMPT_GROUPINGS = {
+    "model": (Attempt.provider, Attempt.model),
+    "tenant": (Job.tenant_id,),
+    "tenant-agent-model": (Job.tenant_id, Job.agent, Attempt.provider, Attempt.model),
 }
 
 
@@ -61,6 +72,7 @@ def usage_totals(
     )
     if job_ids is not None:
         query = query.where(UsageRecord.job_id.in_(list(job_ids)))
+    orphaned = orphaned_attempts(session, by, job_ids)
     totals = []
     for row in session.execute(query):
         key = tuple(str(value) for value in row[: len(columns)])
@@ -74,9 +86,32 @@ def usage_totals(
                 int(prompt_sum),
                 int(output_sum),
                 Decimal(cost),
+                orphaned.pop(key, 0),
             )
         )
-    return totals
+    for key, count in orphaned.items():
+        totals.append(UsageTotal(key, 0, 0, 0, 0, 0, Decimal(0), count))
+    return sorted(totals, key=lambda total: total.key)
+
+
+def orphaned_attempts(
+    session: Session, by: str, job_ids: Sequence[str] | None = None
+) -> dict[tuple[str, ...], int]:
+    """Count orphaned attempts grouped as ``by`` names, optionally of the given jobs only."""
+    columns = ATTEMPT_GROUPINGS[by]
+    query = (
+        select(*columns, func.count())
+        .select_from(Attempt)
+        .join(Job, Job.id == Attempt.job_id)
+        .where(Attempt.status == AttemptStatus.ORPHANED.value)
+        .group_by(*columns)
+    )
+    if job_ids is not None:
+        query = query.where(Attempt.job_id.in_(list(job_ids)))
+    return {
+        tuple(str(value) for value in row[: len(columns)]): int(row[-1])
+        for row in session.execute(query)
+    }
 
 
 def job_counts(session: Session) -> dict[tuple[str, str, str], int]:

@@ -283,7 +283,11 @@ def invoices_show(ctx: CliContext, invoice_id: int, tenant: str | None, output_f
 @FORMAT_OPTION
 @pass_context
 def usage(ctx: CliContext, by: str, output_format: str) -> None:
-    """Show recorded provider calls, tokens and provider cost (USD), billable or not."""
+    """Show recorded provider calls, tokens and provider cost (USD), billable or not.
+
+    ORPHANED counts attempts whose worker died mid-call: their usage is not in the
+    ledger, and the provider may have charged them.
+    """
     with ctx.sessions() as session:
         totals = usage_totals(session, by)
     rows = [
@@ -295,6 +299,7 @@ def usage(ctx: CliContext, by: str, output_format: str) -> None:
             "prompt_tokens": t.prompt_tokens,
             "output_tokens": t.output_tokens,
             "cost_usd": t.cost,
+            "orphaned": t.orphaned,
         }
         for t in totals
     ]
@@ -308,6 +313,7 @@ def usage(ctx: CliContext, by: str, output_format: str) -> None:
             "prompt_tokens",
             "output_tokens",
             "cost_usd",
+            "orphaned",
         ),
         output_format,
     )

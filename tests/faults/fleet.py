@@ -27,6 +27,7 @@ from agentfleet.processes import (
 )
 from agentfleet.settings import Settings
 from ledger.models import Attempt, Job, UsageRecord
+from ledger.reports import usage_totals
 from producer import JobClient, JobRequest
 from tests.support import add_tenant, fleet_env, migrated_sessions
 
@@ -165,6 +166,7 @@ def check_ledger_exact(fleet: FaultFleet, job_ids: list[str]) -> LedgerCheck:
             for row in session.scalars(select(UsageRecord).where(~UsageRecord.cache_hit))
         }
         attempts = {a.id: a for a in session.scalars(select(Attempt))}
+        reported_orphans = sum(total.orphaned for total in usage_totals(session, "model"))
 
     statuses = dict(Counter(jobs.values()))
     assert set(statuses) <= {"succeeded", "failed"}, statuses
@@ -175,6 +177,8 @@ def check_ledger_exact(fleet: FaultFleet, job_ids: list[str]) -> LedgerCheck:
     answered = {rid for rid, r in requests.items() if r["answered"]}
     orphaned = {aid for aid, a in attempts.items() if a.status == "orphaned"}
     assert answered - set(usage) <= orphaned, "an answered call is neither recorded nor orphaned"
+    # 'agentfleet usage' shows every orphaned attempt.
+    assert reported_orphans == len(orphaned)
     assert set(usage) <= answered, "a usage row has no answered call behind it"
     for attempt_id, row in usage.items():
         reported = requests[attempt_id]
