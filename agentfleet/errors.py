@@ -1,13 +1,15 @@
 """Turn the errors a user can cause into one-line messages instead of tracebacks."""
 
+import difflib
 import re
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
+from agentfleet.settings import AgentOverride, ProviderSettings, RateLimit
 from agents import AgentError
 from ledger.errors import LedgerError
 from producer.errors import ProducerError
@@ -35,11 +37,21 @@ def describe(exc: BaseException, database_url: str | None) -> str | None:
     return None
 
 
+# Settings whose values are objects with fixed keys, by the model of those objects.
+NESTED_SETTINGS: dict[str, type[BaseModel]] = {
+    "agent_overrides": AgentOverride,
+    "providers": ProviderSettings,
+    "rate_limits": RateLimit,
+}
+
+
 def _setting_problem(error: Any) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if not error["loc"]:
         return message
     field, *path = (str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden" and field in NESTED_SETTINGS and path:
+        message = _unknown_key(path[-1], NESTED_SETTINGS[field])
     name = f"AGENTFLEET_{field.upper()}"
     if all(re.fullmatch(r"\w+", part) for part in path):
         # Nested values are set as AGENTFLEET_FIELD__KEY__NAME.
@@ -47,6 +59,13 @@ def _setting_problem(error: Any) -> str:
     else:
         name += "".join(f"[{part!r}]" for part in path)
     return f"{name}: {message}"
+
+
+def _unknown_key(key: str, model: type[BaseModel]) -> str:
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(key.lower(), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key {key!r}; the keys are {', '.join(known)}{hint}"
 
 
 def _database_problem(exc: OperationalError | ProgrammingError, database_url: str | None) -> str:

@@ -113,3 +113,23 @@ def test_setting_errors_name_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         "invalid settings: AGENTFLEET_PROVIDERS__ANTHROPIC: base_url http://127.0.0.1:8088/v1 ends in /v1, "
         "but the anthropic client adds /v1/messages itself; give the API root, e.g. https://api.anthropic.com"
     )
+
+
+def test_unknown_nested_key_suggests_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentfleet.errors import describe
+
+    monkeypatch.setenv("AGENTFLEET_AGENT_OVERRIDES__TRIAGE__TIME_LIMIT", "5")
+    with pytest.raises(ValidationError) as override:
+        Settings()
+    assert describe(override.value, None) == (
+        "invalid settings: AGENTFLEET_AGENT_OVERRIDES__TRIAGE__TIME_LIMIT: unknown key "
+        "'time_limit'; the keys are model, max_tokens, time_limit_s; did you mean 'time_limit_s'?"
+    )
+    monkeypatch.delenv("AGENTFLEET_AGENT_OVERRIDES__TRIAGE__TIME_LIMIT")
+    monkeypatch.setenv("AGENTFLEET_RATE_LIMITS", '{"openai:gpt-4o-mini": {"rpn": 5}}')
+    with pytest.raises(ValidationError) as limit:
+        Settings()
+    assert describe(limit.value, None) == (
+        "invalid settings: AGENTFLEET_RATE_LIMITS['openai:gpt-4o-mini']['rpn']: unknown key "
+        "'rpn'; the keys are rpm, tpm; did you mean 'rpm'?"
+    )
