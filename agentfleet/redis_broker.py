@@ -6,8 +6,8 @@ messages back on their queues, and tasks still running acknowledge theirs later,
 closed channel. Either can find kombu's transport without its client, and kombu 5.7 then
 raises AttributeError, which Celery takes for an unrecoverable error: the worker stops.
 Here both give up with a warning instead. The messages stay in Redis's unacknowledged
-set, and the visibility timeout delivers them again, as after a worker crash; a job
-that already finished skips the copy.
+set, so the visibility timeout delivers them again, as after a worker crash. A job that
+already finished skips the copy.
 """
 
 import logging

@@ -117,12 +117,12 @@ def _default_aliases() -> dict[str, list[str]]:
     }
 
 
-def _given_variables(env_file: object) -> list[tuple[str, str]]:
-    """Return each variable name with where it was given: the environment, or ' in FILE'."""
-    given = [(name, "") for name in os.environ]
+def _configured_variables(env_file: object) -> list[tuple[str, str]]:
+    """Return each variable name with its source: '' for the environment, ' in FILE'."""
+    variables = [(name, "") for name in os.environ]
     if isinstance(env_file, str | Path) and Path(env_file).is_file():
-        given += [(name, f" in {env_file}") for name in dotenv_values(env_file)]
-    return given
+        variables += [(name, f" in {env_file}") for name in dotenv_values(env_file)]
+    return variables
 
 
 class Settings(BaseSettings):
@@ -239,7 +239,7 @@ class Settings(BaseSettings):
         """Reject AGENTFLEET_ variables, in the environment or the .env file, that name no
         setting, so a typo is not ignored."""
         known = {name.upper() for name in cls.model_fields}
-        for variable, source in _given_variables(cls.model_config.get("env_file")):
+        for variable, source in _configured_variables(cls.model_config.get("env_file")):
             if not variable.startswith(ENV_PREFIX) or variable.startswith(TEST_PREFIX):
                 continue
             name = variable[len(ENV_PREFIX) :].split("__")[0].upper()

@@ -55,8 +55,8 @@ def rollup_period(
 
 
 def _take_turn(session: Session, period: Period) -> None:
-    """Wait for any other rollup of the period, so the aggregate below sees every row
-    committed before this rollup writes."""
+    """Wait for any other rollup of the period to commit, so that the aggregate below
+    includes every row committed before this rollup writes."""
     if session.get_bind().dialect.name == "postgresql":
         digest = hashlib.sha256(f"agentfleet.rollup:{period.start}".encode()).digest()
         key = int.from_bytes(digest[:8], "big", signed=True)

@@ -136,7 +136,6 @@ class JobRunner:
     def _claim(self, job_id: str, agent: AgentSpec) -> tuple[ClaimedJob | Skip, list[Attempt]]:
         """Claim the job, retrying while the ledger is unreachable: no call was made yet,
         so an outage only delays the job."""
-
         token = str(uuid.uuid4())
 
         def claim(session: Session) -> tuple[ClaimedJob | Skip, list[Attempt]]:
@@ -214,7 +213,7 @@ class JobRunner:
             # Only a slow or unreachable ledger gets here: every wait before stops short of
             # the deadline.
             error = f"deadline of {ctx.agent.time_limit_s:g} s passed before the call was sent"
-            self._close_unsent(ctx, attempt_id, error)
+            self._close_failed(ctx, attempt_id, error)
             raise LedgerDelayed(
                 f"{error}, while the ledger was slow or unreachable; the recovery task will "
                 "queue it again"
@@ -228,7 +227,7 @@ class JobRunner:
         except ProviderError as exc:
             return self._failed_call(ctx, target, attempt_id, started_at, exc)
         except Exception as exc:
-            self._close_unsent(ctx, attempt_id, f"unexpected error: {exc!r}")
+            self._close_failed(ctx, attempt_id, f"unexpected error: {exc!r}")
             raise
         self.runtime.crash_point.answer_received(ctx.job.id)
         call = self._call_record(attempt_id, target, reply.usage, started_at)
@@ -257,9 +256,9 @@ class JobRunner:
         log.info("job %s agent %s served from the response cache", ctx.job.id, ctx.job.agent)
         return self._finish_call(ctx, call, reply)
 
-    def _close_unsent(self, ctx: JobContext, attempt_id: str, error: str) -> None:
-        """Close an attempt as failed when its call was never sent or broke unexpectedly,
-        so no attempt stays open."""
+    def _close_failed(self, ctx: JobContext, attempt_id: str, error: str) -> None:
+        """Close an attempt as failed when its call was never sent or raised an unexpected
+        error, so no attempt stays open."""
         self._write(
             ctx,
             lambda session: close_attempt(session, attempt_id, AttemptStatus.FAILED, error=error),

@@ -1,4 +1,4 @@
-"""The rate limiter and the response cache when Redis does not answer: calls go on."""
+"""The rate limiter and the response cache with Redis unreachable: calls go on."""
 
 import pytest
 import redis

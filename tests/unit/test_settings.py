@@ -115,21 +115,29 @@ def test_setting_errors_name_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def test_unknown_nested_key_suggests_field(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "AGENTFLEET_AGENT_OVERRIDES__TRIAGE__TIME_LIMIT",
+            "5",
+            "AGENTFLEET_AGENT_OVERRIDES__TRIAGE__TIME_LIMIT: unknown key 'time_limit'; the keys "
+            "are model, max_tokens, time_limit_s; did you mean 'time_limit_s'?",
+        ),
+        (
+            "AGENTFLEET_RATE_LIMITS",
+            '{"openai:gpt-4o-mini": {"rpn": 5}}',
+            "AGENTFLEET_RATE_LIMITS['openai:gpt-4o-mini']['rpn']: unknown key 'rpn'; the keys "
+            "are rpm, tpm; did you mean 'rpm'?",
+        ),
+    ],
+)
+def test_unknown_nested_key_suggests_field(
+    variable: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from agentfleet.errors import describe
 
-    monkeypatch.setenv("AGENTFLEET_AGENT_OVERRIDES__TRIAGE__TIME_LIMIT", "5")
-    with pytest.raises(ValidationError) as override:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as raised:
         Settings()
-    assert describe(override.value, None) == (
-        "invalid settings: AGENTFLEET_AGENT_OVERRIDES__TRIAGE__TIME_LIMIT: unknown key "
-        "'time_limit'; the keys are model, max_tokens, time_limit_s; did you mean 'time_limit_s'?"
-    )
-    monkeypatch.delenv("AGENTFLEET_AGENT_OVERRIDES__TRIAGE__TIME_LIMIT")
-    monkeypatch.setenv("AGENTFLEET_RATE_LIMITS", '{"openai:gpt-4o-mini": {"rpn": 5}}')
-    with pytest.raises(ValidationError) as limit:
-        Settings()
-    assert describe(limit.value, None) == (
-        "invalid settings: AGENTFLEET_RATE_LIMITS['openai:gpt-4o-mini']['rpn']: unknown key "
-        "'rpn'; the keys are rpm, tpm; did you mean 'rpm'?"
-    )
+    assert describe(raised.value, None) == f"invalid settings: {message}"
