@@ -188,6 +188,13 @@ class Settings(BaseSettings):
         gt=0,
         description="how long a worker retries recording a finished call while the ledger is down",
     )
+    ledger_batch_max: int = Field(
+        default=64,
+        ge=1,
+        le=1000,
+        description="most ledger writes of a worker's concurrent jobs that share one "
+        "transaction; 1 commits each write alone",
+    )
     requeue_after_s: float = Field(
         default=10.0,
         gt=0,

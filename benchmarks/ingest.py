@@ -2,11 +2,13 @@
 psycopg COPY into the same table with the same indexes and foreign keys.
 
 The worker's path per provider call is what JobRunner does: claim_job with attempts_of,
-open_attempt, then complete_job (which stores the usage row), each through
-write_after_call in its own transaction, from a pool of threads as in a worker. A second
-figure times only the complete_job step, for jobs already claimed with their attempt
-open. COPY writes only the usage rows, for jobs and attempts inserted beforehand, and
-checks the same foreign keys and unique indexes.
+open_attempt, then complete_job (which stores the usage row), each handed to the
+worker's LedgerWriter from a pool of threads as in a worker, so that writes waiting at
+the same time share a transaction (the commit group). A second figure times only the
+complete_job step, for jobs already claimed with their attempt open; a third runs the
+full path with each write committed alone (AGENTFLEET_LEDGER_BATCH_MAX=1). COPY writes
+only the usage rows, for jobs and attempts inserted beforehand, and checks the same
+foreign keys and unique indexes.
 """
 
 import time
@@ -23,26 +25,22 @@ from benchmarks.chat import MODEL
 from benchmarks.context import AGENT, TENANT, BenchContext, Ledger
 from benchmarks.results import Row, ScenarioResult, Target
 from benchmarks.synthetic import PROVIDER, insert_running_jobs
-from ledger.calls import (
-    CallRecord,
-    ClaimedJob,
-    attempts_of,
-    claim_job,
-    complete_job,
-    open_attempt,
-)
+from ledger.calls import CallRecord, attempts_of, complete_job, open_attempt
+from ledger.claims import ClaimedJob, claim_job
 from ledger.db import transaction
 from ledger.jobs import NewJob, insert_jobs
 from ledger.prices import PriceBook
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
-from workers.ledger_writes import write_after_call
+from workers.commit_group import CommitGroup
+from workers.ledger_writes import LedgerWriter
 
 SCENARIO = "ingest"
 TARGET = Target("ratio", ">=", 0.3)
 TIME_LIMIT_S = 120.0
 RETRY_S = 60.0
 INSERT_CHUNK = 1_000
+BATCH_MAX = 64
 USAGE = TokenUsage(input_tokens=180, output_tokens=40)
 RESULT = {"product": "credit_reporting", "issue_category": "incorrect_information",
           "urgency": "high", "rationale": "identity theft"}  # fmt: skip
@@ -55,50 +53,65 @@ USAGE_COLUMNS = (
 
 def run(ctx: BenchContext) -> ScenarioResult:
     size = ctx.size
-    with ctx.ledger(SCENARIO, pool_size=size.ingest_threads) as ledger:
+    threads = size.ingest_threads
+    with ctx.ledger(SCENARIO, pool_size=threads) as ledger:
         with ledger.sessions() as session:
             prices = PriceBook.from_session(session)
-        full_path = _full_path_rate(ledger, prices, size.ingest_rows, size.ingest_threads)
-        record_only = _record_only_rate(ledger, prices, size.ingest_rows, size.ingest_threads)
+        alone = LedgerWriter(ledger.sessions, None, RETRY_S)
+        group = CommitGroup(ledger.sessions, BATCH_MAX)
+        grouped = LedgerWriter(ledger.sessions, group, RETRY_S)
+        try:
+            full_path = _full_path_rate(grouped, ledger, prices, size.ingest_rows, threads)
+            record_only = _record_only_rate(grouped, ledger, prices, size.ingest_rows, threads)
+        finally:
+            group.close()
+        group_stats = {"batches": group.batches, "writes": group.writes}
+        unbatched = _full_path_rate(alone, ledger, prices, size.ingest_rows, threads)
         copy = _copy_rate(ledger, size.ingest_copy_rows)
     result = ScenarioResult(SCENARIO, "Ledger ingest")
     result.details = {"rows": size.ingest_rows, "copy_rows": size.ingest_copy_rows,
-                      "threads": size.ingest_threads,
+                      "threads": threads, "commit_group": group_stats,
                       "rows_per_s": {"worker_path": full_path, "complete_job_only": record_only,
-                                     "copy": copy}}  # fmt: skip
-    threads = f"{size.ingest_threads} threads"
+                                     "each_write_alone": unbatched, "copy": copy}}  # fmt: skip
+    label = f"{threads} threads"
     result.rows = [
-        Row("ingest.worker_path", f"claim, open attempt, complete: {threads}", "rows/s",
+        Row("ingest.worker_path", f"claim, open attempt, complete: {label}", "rows/s",
             full_path, "psycopg COPY of usage rows", copy, TARGET),
-        Row("ingest.complete_job", f"complete_job step only: {threads}", "rows/s", record_only,
+        Row("ingest.complete_job", f"complete_job step only: {label}", "rows/s", record_only,
             "psycopg COPY of usage rows", copy),
+        Row("ingest.each_write_alone", f"claim, open attempt, complete, each write its own "
+            f"transaction: {label}", "rows/s", unbatched, "psycopg COPY of usage rows", copy),
     ]  # fmt: skip
     return result
 
 
-def _full_path_rate(ledger: Ledger, prices: PriceBook, rows: int, threads: int) -> float:
+def _full_path_rate(
+    writer: LedgerWriter, ledger: Ledger, prices: PriceBook, rows: int, threads: int
+) -> float:
     job_ids = _queued_jobs(ledger, rows)
 
     def record(job_id: str) -> None:
-        job = _claim(ledger, job_id)
-        _complete(ledger, prices, job, _open_attempt(ledger, job))
+        job = _claim(writer, job_id)
+        _complete(writer, prices, job, _open_attempt(writer, job))
 
     return _timed_rate(record, job_ids, threads)
 
 
-def _record_only_rate(ledger: Ledger, prices: PriceBook, rows: int, threads: int) -> float:
+def _record_only_rate(
+    writer: LedgerWriter, ledger: Ledger, prices: PriceBook, rows: int, threads: int
+) -> float:
     job_ids = _queued_jobs(ledger, rows)
 
     def prepare(job_id: str) -> tuple[ClaimedJob, str]:
-        job = _claim(ledger, job_id)
-        return job, _open_attempt(ledger, job)
+        job = _claim(writer, job_id)
+        return job, _open_attempt(writer, job)
 
     with ThreadPoolExecutor(threads) as pool:
         prepared = list(pool.map(prepare, job_ids))
-    return _timed_rate(lambda item: _complete(ledger, prices, *item), prepared, threads)
+    return _timed_rate(lambda item: _complete(writer, prices, *item), prepared, threads)
 
 
-def _claim(ledger: Ledger, job_id: str) -> ClaimedJob:
+def _claim(writer: LedgerWriter, job_id: str) -> ClaimedJob:
     token = str(uuid.uuid4())
 
     def claim(session: Session) -> ClaimedJob:
@@ -108,30 +121,21 @@ def _claim(ledger: Ledger, job_id: str) -> ClaimedJob:
         attempts_of(session, job_id)
         return job
 
-    return write_after_call(ledger.sessions, job_id, claim, give_up_after_s=RETRY_S)
+    return writer.write(job_id, claim)
 
 
-def _open_attempt(ledger: Ledger, job: ClaimedJob) -> str:
+def _open_attempt(writer: LedgerWriter, job: ClaimedJob) -> str:
     attempt_id = str(uuid.uuid4())
-    return write_after_call(
-        ledger.sessions,
-        job.id,
-        lambda session: open_attempt(session, job.id, PROVIDER, MODEL, attempt_id),
-        give_up_after_s=RETRY_S,
+    return writer.write(
+        job.id, lambda session: open_attempt(session, job.id, PROVIDER, MODEL, attempt_id)
     )
 
 
-def _complete(ledger: Ledger, prices: PriceBook, job: ClaimedJob, attempt_id: str) -> None:
+def _complete(writer: LedgerWriter, prices: PriceBook, job: ClaimedJob, attempt_id: str) -> None:
     at = utcnow()
     cost = prices.cost(PROVIDER, MODEL, USAGE, at)
     call = CallRecord(attempt_id, PROVIDER, MODEL, USAGE, cost, at)
-    completed = write_after_call(
-        ledger.sessions,
-        job.id,
-        lambda session: complete_job(session, job, call, RESULT),
-        give_up_after_s=RETRY_S,
-    )
-    if not completed:
+    if not writer.write(job.id, lambda session: complete_job(session, job, call, RESULT)):
         raise RuntimeError(f"job {job.id} was not completed")
 
 

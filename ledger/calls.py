@@ -1,35 +1,27 @@
-"""Recording of provider calls: claim a job, open an attempt before each call, then store
-the call's usage and the job's outcome."""
+"""Recording of provider calls: an attempt row before each call, then the call's usage
+and the job's outcome.
 
-import enum
-import logging
+Like the claims, the statements of this path are SQLAlchemy Core built once at import.
+"""
+
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, exists, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ledger.models import Attempt, AttemptStatus, Job, JobStatus, UsageRecord
+from ledger.claims import ATTEMPT_TABLE, ATTEMPTS, CLAIMABLE, JOB_TABLE, JOBS, ClaimedJob
+from ledger.models import Attempt, AttemptStatus, JobStatus, UsageRecord
 from ledger.prices import CallCost
-from ledger.sql import insert_ignoring_conflicts, rowcount
+from ledger.sql import rowcount
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
 
-log = logging.getLogger(__name__)
-
-CLAIMABLE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
-
-
-@dataclass(frozen=True)
-class ClaimedJob:
-    id: str
-    tenant_id: str
-    agent: str
-    input: dict[str, Any]
-    deadline_at: datetime
-    deliveries: int = 1
+USAGE_TABLE = cast(Table, UsageRecord.__table__)
+USAGE = USAGE_TABLE.c
 
 
 @dataclass(frozen=True)
@@ -46,101 +38,30 @@ class CallRecord:
     cache_hit: bool = False
 
 
-class Skip(enum.Enum):
-    """Reason a delivery of a job was not claimed."""
-
-    UNKNOWN = "unknown"
-    FINISHED = "finished"
-    # Another delivery claimed the job and its deadline has not passed.
-    HELD = "held"
-
-
-def claim_job(
-    session: Session,
-    job_id: str,
-    time_limit_s: float,
-    now: datetime | None = None,
-    token: str | None = None,
-) -> ClaimedJob | Skip:
-    """Mark a job as running under this delivery, or return why this delivery skips it.
-
-    A running job is held by the delivery that claimed it until its deadline. A later
-    delivery takes it only once it was released (``release_for_requeue`` or the recovery
-    task) or once its deadline passed: then the holder is taken for dead, its open
-    attempts are orphaned and the job gets a new deadline. A duplicate that arrives while
-    the holder still has time is skipped, so it never makes a second call.
-
-    ``token`` names the delivery: a claim retried with the same token after its commit
-    was lost on the way back finds the job already its own.
-    """
-    now = now or utcnow()
-    row = session.execute(
-        select(Job.status, Job.deliveries, Job.deadline_at, Job.claim_token)
-        .where(Job.id == job_id)
-        .with_for_update()
-    ).one_or_none()
-    if row is None:
-        return Skip.UNKNOWN
-    if row.status not in CLAIMABLE:
-        return Skip.FINISHED
-    held = row.status == JobStatus.RUNNING.value and row.deliveries > 0
-    if held and token is not None and row.claim_token == token:
-        return _claimed(session.execute(select(*CLAIMED_COLUMNS).where(Job.id == job_id)).one())
-    expired = held and row.deadline_at is not None and row.deadline_at < now
-    if held and not expired:
-        return Skip.HELD
-    new_deadline = now + timedelta(seconds=time_limit_s)
-    deadline: Any = new_deadline
-    claim = update(Job).where(Job.id == job_id, Job.status == row.status)
-    if expired:
-        claim = claim.where(Job.deliveries == row.deliveries, Job.deadline_at < now)
-        orphaned = orphan_open_attempts(session, job_id, now)
-        log.warning(
-            "job %s: its deadline passed under an earlier delivery; %d open attempt(s) "
-            "orphaned, running it again with a new deadline",
-            job_id,
-            orphaned,
-        )
-    else:
-        claim = claim.where(Job.deliveries == 0)
-        # A job released to wait keeps the deadline its first claim set.
-        deadline = func.coalesce(Job.deadline_at, new_deadline)
-    claimed = session.execute(
-        claim.values(
-            status=JobStatus.RUNNING.value,
-            started_at=func.coalesce(Job.started_at, now),
-            deadline_at=deadline,
-            deliveries=Job.deliveries + 1,
-            claim_token=token,
-        ).returning(*CLAIMED_COLUMNS)
-    ).one_or_none()
-    if claimed is None:
-        # Another delivery claimed it between the read and the update (SQLite has no row lock).
-        return Skip.HELD
-    return _claimed(claimed)
-
-
-CLAIMED_COLUMNS = (Job.id, Job.tenant_id, Job.agent, Job.input, Job.deadline_at, Job.deliveries)
-
-
-def _claimed(row: Any) -> ClaimedJob:
-    return ClaimedJob(row.id, row.tenant_id, row.agent, row.input, row.deadline_at, row.deliveries)
-
-
-def orphan_open_attempts(session: Session, job_id: str, now: datetime) -> int:
-    """Mark attempts that were opened but never closed: their calls' outcome is unknown."""
-    orphan = (
-        update(Attempt)
-        .where(Attempt.job_id == job_id, Attempt.status == AttemptStatus.STARTED.value)
-        .values(status=AttemptStatus.ORPHANED.value, finished_at=now)
+# Counts the attempt on its job, unless a retried write already stored it.
+_COUNT_ATTEMPT = (
+    update(JOB_TABLE)
+    .where(
+        JOBS.id == bindparam("b_job"),
+        ~exists().where(ATTEMPTS.id == bindparam("b_attempt")),
     )
-    return rowcount(session.execute(orphan))
-
-
-def release_for_requeue(session: Session, job_id: str) -> None:
-    """Release a job that re-enqueues itself to wait, so its next delivery may claim it and
-    the wait is not mistaken for a worker that died."""
-    session.execute(update(Job).where(Job.id == job_id).values(deliveries=0))
+    .values(attempts=JOBS.attempts + 1)
+    .returning(JOBS.attempts)
+)
+_ATTEMPT_EXISTS = select(ATTEMPTS.id).where(ATTEMPTS.id == bindparam("b_attempt"))
+_INSERT_ATTEMPT = insert(ATTEMPT_TABLE)
+_CLOSE_ATTEMPT = update(ATTEMPT_TABLE).where(ATTEMPTS.id == bindparam("b_attempt"))
+_INSERT_USAGE = {
+    dialect.dialect.name: dialect.insert(USAGE_TABLE)
+    .on_conflict_do_nothing(index_elements=["attempt_id"])
+    .returning(USAGE.id)
+    for dialect in (postgresql, sqlite)
+}
+_BILLABLE = select(USAGE.billable).where(USAGE.attempt_id == bindparam("b_attempt"))
+_FINISH_RUNNING = update(JOB_TABLE).where(
+    JOBS.id == bindparam("b_job"), JOBS.status == JobStatus.RUNNING.value
+)
+_FAIL = update(JOB_TABLE).where(JOBS.id == bindparam("b_job"), JOBS.status.in_(CLAIMABLE))
 
 
 def open_attempt(
@@ -151,18 +72,18 @@ def open_attempt(
     Given the id of a row already written, as when a write is retried after its commit
     was lost on the way back, it writes nothing more.
     """
-    if attempt_id is not None and session.get(Attempt, attempt_id) is not None:
-        return attempt_id
-    number = session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(attempts=Job.attempts + 1)
-        .returning(Job.attempts)
-    ).scalar_one()
     attempt_id = attempt_id or str(uuid.uuid4())
-    session.add(
-        Attempt(id=attempt_id, job_id=job_id, number=number, provider=provider, model=model)
-    )
+    params = {"b_job": job_id, "b_attempt": attempt_id}
+    number = session.execute(_COUNT_ATTEMPT, params).scalar()
+    if number is None:
+        if session.execute(_ATTEMPT_EXISTS, params).first() is not None:
+            return attempt_id
+        raise LookupError(f"no job {job_id!r} in the ledger to open an attempt for")
+    session.execute(
+        _INSERT_ATTEMPT,
+        {"id": attempt_id, "job_id": job_id, "number": number, "provider": provider,
+         "model": model, "status": AttemptStatus.STARTED.value, "started_at": utcnow()},
+    )  # fmt: skip
     return attempt_id
 
 
@@ -175,10 +96,10 @@ def close_attempt(
     error: str | None = None,
 ) -> None:
     session.execute(
-        update(Attempt)
-        .where(Attempt.id == attempt_id)
-        .values(status=status.value, http_status=http_status, error=error, finished_at=utcnow())
-    )
+        _CLOSE_ATTEMPT,
+        {"b_attempt": attempt_id, "status": status.value, "http_status": http_status,
+         "error": error, "finished_at": utcnow()},
+    )  # fmt: skip
 
 
 def record_usage(session: Session, job: ClaimedJob, call: CallRecord, *, billable: bool) -> bool:
@@ -205,10 +126,8 @@ def record_usage(session: Session, job: ClaimedJob, call: CallRecord, *, billabl
         "cache_hit": call.cache_hit,
         "created_at": call.at,
     }
-    insert = insert_ignoring_conflicts(session, UsageRecord.__table__, "attempt_id").returning(
-        UsageRecord.id
-    )
-    return session.execute(insert, row).first() is not None
+    insert_usage = _INSERT_USAGE[session.get_bind().dialect.name]
+    return session.execute(insert_usage, row).first() is not None
 
 
 def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: Any) -> bool:
@@ -218,18 +137,11 @@ def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: An
     second records its call as cost only. Returns True if this call completed the job,
     also when a retried write finds its first commit done.
     """
-    finish = (
-        update(Job)
-        .where(Job.id == job.id, Job.status == JobStatus.RUNNING.value)
-        .values(status=JobStatus.SUCCEEDED.value, result=result, error=None, finished_at=utcnow())
-    )
-    completed = rowcount(session.execute(finish)) == 1
+    finish = {"b_job": job.id, "status": JobStatus.SUCCEEDED.value, "result": result,
+              "error": None, "finished_at": utcnow()}  # fmt: skip
+    completed = rowcount(session.execute(_FINISH_RUNNING, finish)) == 1
     if not record_usage(session, job, call, billable=completed):
-        completed = bool(
-            session.scalar(
-                select(UsageRecord.billable).where(UsageRecord.attempt_id == call.attempt_id)
-            )
-        )
+        completed = bool(session.scalar(_BILLABLE, {"b_attempt": call.attempt_id}))
     status = AttemptStatus.CACHE_HIT if call.cache_hit else AttemptStatus.SUCCEEDED
     close_attempt(session, call.attempt_id, status)
     return completed
@@ -237,12 +149,9 @@ def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: An
 
 def fail_job(session: Session, job_id: str, error: str) -> bool:
     """Mark a running job failed with the error; False if it had already finished."""
-    fail = (
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
-        .values(status=JobStatus.FAILED.value, error=error, finished_at=utcnow())
-    )
-    return rowcount(session.execute(fail)) == 1
+    fail = {"b_job": job_id, "status": JobStatus.FAILED.value, "error": error,
+            "finished_at": utcnow()}  # fmt: skip
+    return rowcount(session.execute(_FAIL, fail)) == 1
 
 
 def attempts_of(session: Session, job_id: str) -> list[Attempt]:

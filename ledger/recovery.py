@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.calls import orphan_open_attempts
+from ledger.claims import orphan_open_attempts
 from ledger.models import Job, JobStatus
 
 

@@ -4,23 +4,50 @@ A finished provider call has been paid for, so it is never repeated: while the d
 is unreachable the worker keeps the result and usage and retries the write. Writes made
 before a call (the claim, the attempt row) are retried the same way, so an outage delays
 the job instead of dropping its message.
+
+With a commit group, a write first goes into a transaction shared with other jobs'
+writes; if that batch is rolled back, the write runs again alone, with the retries above.
 """
 
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.db import transaction
+from workers.commit_group import BatchFailed, CommitGroup
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 10.0
+
+
+@dataclass(frozen=True)
+class LedgerWriter:
+    """The ledger writes of one worker process's jobs."""
+
+    sessions: sessionmaker[Session]
+    group: CommitGroup | None
+    give_up_after_s: float
+    sleep: Callable[[float], None] = time.sleep
+
+    def write(self, job_id: str, write: Callable[[Session], T]) -> T:
+        """Run ``write`` in a committed transaction, shared with other jobs' writes when
+        the process has a commit group, and return its result."""
+        if self.group is not None:
+            try:
+                return self.group.run(write)
+            except (BatchFailed, OperationalError, InterfaceError):
+                pass
+        return write_after_call(
+            self.sessions, job_id, write, give_up_after_s=self.give_up_after_s, sleep=self.sleep
+        )
 
 
 def write_after_call(

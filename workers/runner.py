@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -24,22 +25,19 @@ from agentfleet.fleet import Target
 from agents import AgentError, AgentSpec, InvalidOutput, parse_output, render_messages
 from ledger.calls import (
     CallRecord,
-    ClaimedJob,
-    Skip,
     attempts_of,
-    claim_job,
     close_attempt,
     complete_job,
     fail_job,
     open_attempt,
     record_usage,
-    release_for_requeue,
 )
+from ledger.claims import ClaimedJob, Skip, claim_job, release_for_requeue
 from ledger.models import Attempt, AttemptStatus
 from ledger.prices import CallCost, UnknownPrice
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
-from workers.ledger_writes import write_after_call
+from workers.ledger_writes import LedgerWriter
 from workers.providers.base import ChatReply, ChatRequest
 from workers.providers.errors import ProviderError
 from workers.retry import backoff_delay_s
@@ -102,6 +100,13 @@ class JobRunner:
         self.rng = rng or random.Random()
         self.sleep = sleep
 
+    @cached_property
+    def ledger(self) -> LedgerWriter:
+        runtime = self.runtime
+        return LedgerWriter(
+            runtime.sessions, runtime.commit_group, runtime.settings.ledger_retry_s, self.sleep
+        )
+
     def run(self, job_id: str, agent_name: str) -> str:
         """Run a job to a final state and return it, or 'skipped' for a finished job.
 
@@ -140,7 +145,8 @@ class JobRunner:
 
         def claim(session: Session) -> tuple[ClaimedJob | Skip, list[Attempt]]:
             job = claim_job(session, job_id, agent.time_limit_s, token=token)
-            return job, attempts_of(session, job_id) if isinstance(job, ClaimedJob) else []
+            earlier = isinstance(job, ClaimedJob) and job.attempts > 0
+            return job, attempts_of(session, job_id) if earlier else []
 
         return self._write_retrying(job_id, claim)
 
@@ -376,13 +382,7 @@ class JobRunner:
         return self._write_retrying(ctx.job.id, write)
 
     def _write_retrying(self, job_id: str, write: Callable[[Session], T]) -> T:
-        return write_after_call(
-            self.runtime.sessions,
-            job_id,
-            write,
-            give_up_after_s=self.runtime.settings.ledger_retry_s,
-            sleep=self.sleep,
-        )
+        return self.ledger.write(job_id, write)
 
     def _wait_before_retry(self, ctx: JobContext, retry: int, failure: AttemptFailure) -> bool:
         """Wait out backoff and Retry-After; False when the wait would pass the deadline."""

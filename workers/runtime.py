@@ -18,6 +18,7 @@ from agents import AgentCatalog
 from ledger.db import make_engine, session_factory
 from ledger.prices import PriceBook
 from workers.cache import NoCache, RedisResponseCache, ResponseCache
+from workers.commit_group import CommitGroup
 from workers.crashpoint import CrashPoint
 from workers.providers.anthropic_messages import AnthropicMessagesClient
 from workers.providers.base import ProviderClient
@@ -47,6 +48,15 @@ class WorkerRuntime:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return session_factory(self.engine)
+
+    @cached_property
+    def commit_group(self) -> CommitGroup | None:
+        """Shared ledger transactions for the pool threads' writes; None when the process
+        runs one job at a time or batching is turned off."""
+        threads = pool_threads or self.settings.worker_concurrency
+        if self.settings.ledger_batch_max <= 1 or threads <= 1:
+            return None
+        return CommitGroup(self.sessions, self.settings.ledger_batch_max)
 
     @cached_property
     def prices(self) -> PriceBook:
@@ -91,6 +101,9 @@ class WorkerRuntime:
         return resolve_alias(self.settings, alias)
 
     def close(self) -> None:
+        group = self.__dict__.get("commit_group")
+        if group is not None:
+            group.close()
         if "http" in self.__dict__:
             self.http.close()
         if "engine" in self.__dict__:
@@ -116,6 +129,7 @@ def get_runtime() -> WorkerRuntime:
             _ = (
                 runtime.agents,
                 runtime.sessions,
+                runtime.commit_group,
                 runtime.prices,
                 runtime.http,
                 runtime.limiter,

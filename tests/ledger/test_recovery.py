@@ -2,7 +2,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
-from ledger.calls import attempts_of, claim_job, open_attempt
+from ledger.calls import attempts_of, open_attempt
+from ledger.claims import claim_job
 from ledger.db import transaction
 from ledger.jobs import NewJob, get_job, insert_jobs
 from ledger.models import Job

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
-from ledger.calls import open_attempt, orphan_open_attempts
+from ledger.calls import open_attempt
+from ledger.claims import orphan_open_attempts
 from ledger.db import transaction
 from ledger.jobs import NewJob, insert_jobs
 from ledger.reports import usage_totals

@@ -5,14 +5,8 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.calls import (
-    CallRecord,
-    ClaimedJob,
-    claim_job,
-    complete_job,
-    open_attempt,
-    record_usage,
-)
+from ledger.calls import CallRecord, complete_job, open_attempt, record_usage
+from ledger.claims import ClaimedJob, claim_job
 from ledger.db import transaction
 from ledger.invoices import invoice_lines, list_invoices
 from ledger.jobs import NewJob, insert_jobs

@@ -325,7 +325,8 @@ def test_rate_limit_past_deadline_is_no_attempt(
 
 
 def test_deliveries_are_bounded(runtime: WorkerRuntime, ledger: sessionmaker[Session]) -> None:
-    from ledger.calls import claim_job, open_attempt
+    from ledger.calls import open_attempt
+    from ledger.claims import claim_job
 
     seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
     job_id = submit(ledger)
@@ -352,7 +353,8 @@ def test_deliveries_are_bounded(runtime: WorkerRuntime, ledger: sessionmaker[Ses
 def test_duplicate_delivery_makes_no_call(
     runtime: WorkerRuntime, ledger: sessionmaker[Session]
 ) -> None:
-    from ledger.calls import claim_job, open_attempt
+    from ledger.calls import open_attempt
+    from ledger.claims import claim_job
 
     seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
     job_id = submit(ledger)
@@ -372,7 +374,8 @@ def test_duplicate_delivery_makes_no_call(
 def test_late_delivery_runs_job_again(
     runtime: WorkerRuntime, ledger: sessionmaker[Session]
 ) -> None:
-    from ledger.calls import claim_job, open_attempt
+    from ledger.calls import open_attempt
+    from ledger.claims import claim_job
 
     seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
     job_id = submit(ledger)
@@ -393,14 +396,30 @@ def test_late_delivery_runs_job_again(
     assert len(billable) == 1
 
 
+@pytest.mark.parametrize(
+    ("batch_max", "expected_sleeps"),
+    [
+        # Each write commits alone: retried after 0.5 s, then 1 s.
+        (1, [0.5, 1.0]),
+        # The first failure rolls back the shared transaction; the write then runs alone
+        # at once, and its retry waits 0.5 s.
+        (64, [0.5]),
+    ],
+)
 def test_ledger_outage_keeps_call_result(
-    runtime: WorkerRuntime, ledger: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+    runtime: WorkerRuntime,
+    ledger: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    batch_max: int,
+    expected_sleeps: list[float],
 ) -> None:
     from sqlalchemy.exc import OperationalError
 
     from ledger import calls
     from workers import runner as runner_module
 
+    runtime.settings = runtime.settings.model_copy(update={"ledger_batch_max": batch_max})
+    assert (runtime.commit_group is None) == (batch_max == 1)
     outages = [OperationalError("UPDATE jobs", {}, Exception("server closed the connection"))] * 2
 
     def flaky_complete(*args: object, **kwargs: object) -> bool:
@@ -413,9 +432,8 @@ def test_ledger_outage_keeps_call_result(
     sleeps: list[float] = []
     job_id = submit(ledger)
     assert JobRunner(runtime, sleep=sleeps.append).run(job_id, "triage") == "succeeded"
-    # One provider call, and the write retried after 0.5 s and 1 s.
     assert len(seen) == 1
-    assert sleeps == [0.5, 1.0]
+    assert sleeps == expected_sleeps
     assert [r.billable for r in usage_rows(ledger)] == [True]
 
 

@@ -127,7 +127,7 @@ def test_recovery_task_sends_stuck_jobs(monkeypatch: pytest.MonkeyPatch, sqlite_
 
     from sqlalchemy import update
 
-    from ledger.calls import claim_job
+    from ledger.claims import claim_job
     from ledger.db import transaction
     from ledger.jobs import NewJob, insert_jobs
     from ledger.models import Job
