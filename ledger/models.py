@@ -203,6 +203,38 @@ class UsageRecord(Base):
     # The reply came from the response cache: no provider call, so no provider cost.
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # PostgreSQL: the id of the transaction that wrote the row (a column default); rows
+    # stored before revision 0005 and SQLite rows have none. See ledger/totals.py.
+    txid: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class UsageTotal(Base):
+    """Billable usage of one period summed by tenant, agent, model and cache hit, as far
+    as the period's rollup horizon."""
+
+    __tablename__ = "usage_totals"
+
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    calls: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost: Mapped[Decimal] = mapped_column(ExactDecimal(COST_SCALE))
+
+
+class RollupHorizon(Base):
+    """How far a period's usage totals reach: every usage row whose sequence value
+    (PostgreSQL: ``txid``; SQLite: ``id``) is below ``horizon`` is counted in them."""
+
+    __tablename__ = "rollup_horizons"
+
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    horizon: Mapped[int] = mapped_column(BigInteger)
 
 
 class Price(Base):

@@ -68,7 +68,7 @@ def test_migrations_upgrade_and_downgrade(pg_url: str) -> None:
     engine = make_engine(pg_url)
     OPEN_ENGINES.append(engine)
     upgrade(engine)
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     assert set(inspect(engine).get_table_names()) >= LEDGER_TABLES
     assert "claim_token" in {column["name"] for column in inspect(engine).get_columns("jobs")}
     indexes = {ix["name"]: ix for ix in inspect(engine).get_indexes("usage_records")}

@@ -55,10 +55,10 @@ def jobs_json(*filters: str) -> list[dict[str, object]]:
 def test_db_upgrade_loads_prices_once() -> None:
     first = run("db", "upgrade")
     assert first.exit_code == 0
-    assert first.output.startswith("ledger at revision 0004; ")
+    assert first.output.startswith("ledger at revision 0005; ")
     assert " 0 new price rows" not in first.output
-    assert run("db", "upgrade").output == "ledger at revision 0004; 0 new price rows\n"
-    assert run("db", "current").output == "current: 0004; head: 0004\n"
+    assert run("db", "upgrade").output == "ledger at revision 0005; 0 new price rows\n"
+    assert run("db", "current").output == "current: 0005; head: 0005\n"
 
 
 def test_submit_prints_ids_and_routes_to_queue(ready: Path) -> None:
