@@ -92,8 +92,15 @@ def agent_worker(
 
 
 @contextmanager
-def noop_worker(ctx: BenchContext, scenario: str, threads: int) -> Iterator[ManagedProcess]:
-    """Run a plain Celery worker of benchmarks.noop_app with a threads pool of this size.
+def noop_worker(
+    ctx: BenchContext,
+    scenario: str,
+    threads: int,
+    queue: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[ManagedProcess]:
+    """Run a plain Celery worker of benchmarks.noop_app with a threads pool of this size,
+    on the no-op task's queue unless ``queue`` is given.
 
     It yields without waiting for the worker's ready line, so a drain can be timed at once.
     """
@@ -107,7 +114,7 @@ def noop_worker(ctx: BenchContext, scenario: str, threads: int) -> Iterator[Mana
         "benchmarks.noop_app",
         "worker",
         "-Q",
-        NOOP_QUEUE,
+        queue or NOOP_QUEUE,
         "--pool",
         "threads",
         "-c",
@@ -119,8 +126,8 @@ def noop_worker(ctx: BenchContext, scenario: str, threads: int) -> Iterator[Mana
         "--without-gossip",
         "--without-mingle",
     ]
-    env = {**plain_env(), BROKER_VARIABLE: ctx.redis_url}
-    process = spawn("noop-worker", command, env, ctx.log_dir(scenario))
+    env = {**plain_env(), BROKER_VARIABLE: ctx.redis_url, **(extra_env or {})}
+    process = spawn(f"{queue or 'noop'}-worker", command, env, ctx.log_dir(scenario))
     try:
         yield process
     finally:

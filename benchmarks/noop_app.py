@@ -1,18 +1,30 @@
-"""A plain Celery app with one no-op task: the baseline of the enqueue and throughput
-scenarios.
+"""A plain Celery app with a no-op task, the baseline of the enqueue and throughput
+scenarios, and a task that makes one bare httpx call to the simulator.
 
 It has the agent workers' delivery settings (late acknowledgement, one reserved message
 per pool thread, no result backend), so comparing the two measures the work of a job.
-The worker command reads the broker from BENCHMARKS_BROKER_URL.
+The worker command reads the broker from BENCHMARKS_BROKER_URL; the call task reads
+the simulator's chat completions URL from BENCHMARKS_CHAT_URL and the JSON request body
+from the file BENCHMARKS_CHAT_BODY names.
 """
 
+import json
 import os
+import threading
+from typing import Any
 
+import httpx
 from celery import Celery
 
 BROKER_VARIABLE = "BENCHMARKS_BROKER_URL"
+CHAT_URL_VARIABLE = "BENCHMARKS_CHAT_URL"
+CHAT_BODY_VARIABLE = "BENCHMARKS_CHAT_BODY"
 NOOP_QUEUE = "bench.noop"
 NOOP_TASK = "benchmarks.noop"
+CALL_QUEUE = "bench.call"
+CALL_TASK = "benchmarks.call"
+# Connections per client, as in the workers' client pool.
+CLIENT_CONNECTIONS = 32
 
 
 def create_noop_app(broker_url: str, set_as_current: bool = False) -> Celery:
@@ -25,11 +37,31 @@ def create_noop_app(broker_url: str, set_as_current: bool = False) -> Celery:
         broker_connection_retry_on_startup=True,
     )
     noop_app.task(name=NOOP_TASK)(_noop)
+    noop_app.task(name=CALL_TASK)(_call)
     return noop_app
 
 
 def _noop() -> None:
     return None
+
+
+_local = threading.local()
+_body: dict[str, Any] | None = None
+
+
+def _call() -> None:
+    """POST the triage request to the simulator and parse the reply, with nothing else."""
+    global _body
+    if _body is None:
+        with open(os.environ[CHAT_BODY_VARIABLE], encoding="utf-8") as file:
+            _body = json.load(file)
+    client = getattr(_local, "client", None)
+    if client is None:
+        limits = httpx.Limits(max_connections=CLIENT_CONNECTIONS)
+        client = _local.client = httpx.Client(limits=limits)
+    response = client.post(os.environ[CHAT_URL_VARIABLE], json=_body)
+    response.raise_for_status()
+    response.json()
 
 
 app = create_noop_app(os.environ.get(BROKER_VARIABLE, "redis://127.0.0.1:6379/12"))

@@ -5,6 +5,7 @@ Like the claims, the statements of this path are SQLAlchemy Core built once at i
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -102,12 +103,31 @@ def close_attempt(
     )  # fmt: skip
 
 
+def close_succeeded_attempts(session: Session, calls: Sequence[CallRecord]) -> None:
+    """Close the attempts of calls that completed their jobs, in one executemany."""
+    finished_at = utcnow()
+    params = [
+        {"b_attempt": call.attempt_id, "http_status": None, "error": None,
+         "finished_at": finished_at,
+         "status": (AttemptStatus.CACHE_HIT if call.cache_hit else AttemptStatus.SUCCEEDED).value}
+        for call in calls
+    ]  # fmt: skip
+    if params:
+        session.execute(_CLOSE_ATTEMPT, params)
+
+
 def record_usage(session: Session, job: ClaimedJob, call: CallRecord, *, billable: bool) -> bool:
     """Store a call's usage once; replaying the same attempt changes nothing.
 
     Returns True when this call inserted the row.
     """
-    row = {
+    insert_usage = _INSERT_USAGE[session.get_bind().dialect.name]
+    return session.execute(insert_usage, usage_row(job, call, billable)).first() is not None
+
+
+def usage_row(job: ClaimedJob, call: CallRecord, billable: bool) -> dict[str, Any]:
+    """Return the usage_records row of a call, as a dict of column values."""
+    return {
         "attempt_id": call.attempt_id,
         "job_id": job.id,
         "tenant_id": job.tenant_id,
@@ -126,8 +146,6 @@ def record_usage(session: Session, job: ClaimedJob, call: CallRecord, *, billabl
         "cache_hit": call.cache_hit,
         "created_at": call.at,
     }
-    insert_usage = _INSERT_USAGE[session.get_bind().dialect.name]
-    return session.execute(insert_usage, row).first() is not None
 
 
 def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: Any) -> bool:
@@ -142,8 +160,7 @@ def complete_job(session: Session, job: ClaimedJob, call: CallRecord, result: An
     completed = rowcount(session.execute(_FINISH_RUNNING, finish)) == 1
     if not record_usage(session, job, call, billable=completed):
         completed = bool(session.scalar(_BILLABLE, {"b_attempt": call.attempt_id}))
-    status = AttemptStatus.CACHE_HIT if call.cache_hit else AttemptStatus.SUCCEEDED
-    close_attempt(session, call.attempt_id, status)
+    close_succeeded_attempts(session, [call])
     return completed
 
 

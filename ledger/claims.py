@@ -129,7 +129,7 @@ def claim_job(
     }
     claimed = session.execute(_CLAIM_FREE, params).one_or_none()
     if claimed is not None:
-        return _claimed(claimed)
+        return claimed_job(claimed)
     return _claim_held(session, params, token)
 
 
@@ -145,7 +145,7 @@ def _claim_held(session: Session, params: dict[str, Any], token: str | None) -> 
         # Released between the two statements; the next delivery takes it.
         return Skip.HELD
     if token is not None and row.claim_token == token:
-        return _claimed(session.execute(_CLAIMED, params).one())
+        return claimed_job(session.execute(_CLAIMED, params).one())
     if row.deadline_at is None or row.deadline_at >= now:
         return Skip.HELD
     claimed = session.execute(_TAKE_OVER, {**params, "b_deliveries": row.deliveries}).one_or_none()
@@ -160,10 +160,11 @@ def _claim_held(session: Session, params: dict[str, Any], token: str | None) -> 
         job_id,
         orphaned,
     )
-    return _claimed(claimed)
+    return claimed_job(claimed)
 
 
-def _claimed(row: Any) -> ClaimedJob:
+def claimed_job(row: Any) -> ClaimedJob:
+    """Return the claimed job of a row of ``CLAIMED_COLUMNS``."""
     return ClaimedJob(
         row.id, row.tenant_id, row.agent, row.input, row.deadline_at, row.deliveries, row.attempts
     )

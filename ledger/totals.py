@@ -20,7 +20,7 @@ first rollup of their period.
 
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, literal, or_, select, text
+from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -60,7 +60,7 @@ def advance_totals(session: Session, period: Period, full: bool = False) -> None
     new = _new_horizon(session, postgres)
     if old is not None and new <= old:
         return
-    session.execute(_add_rows(dialect, period, _window(postgres, old, new)))
+    _add_rows(session, dialect, period, _window(postgres, old, new))
     _save_horizon(session, dialect, period, new)
 
 
@@ -84,15 +84,20 @@ def _new_horizon(session: Session, postgres: bool) -> int:
     return int(session.scalar(select(func.coalesce(func.max(UsageRecord.id), 0))) or 0) + 1
 
 
-def _add_rows(dialect: str, period: Period, window: ColumnElement[bool]) -> Any:
-    """INSERT ... SELECT of the rows' sums by key, added to existing totals."""
+def _add_rows(session: Session, dialect: str, period: Period, window: ColumnElement[bool]) -> None:
+    """Sum the rows in ``window`` by key and add the sums to the period's totals.
+
+    The aggregate is a plain SELECT, which PostgreSQL may run with parallel workers; an
+    INSERT ... SELECT would run it in one process. Its result has one row per tenant,
+    agent, model and cache hit, so sending it back costs little.
+    """
     usage = UsageRecord
+    keys = [getattr(usage, name) for name in KEY_COLUMNS]
     aggregate = (
         select(
-            literal(period.start, TOTALS_TABLE.c.period_start.type),
-            *(getattr(usage, name) for name in KEY_COLUMNS),
-            func.count(),
-            *(func.sum(getattr(usage, name)) for name in SUM_COLUMNS),
+            *keys,
+            func.count().label("calls"),
+            *(func.sum(getattr(usage, name)).label(name) for name in SUM_COLUMNS),
         )
         .where(
             usage.billable,
@@ -100,15 +105,18 @@ def _add_rows(dialect: str, period: Period, window: ColumnElement[bool]) -> Any:
             usage.created_at < period.end_at,
             window,
         )
-        .group_by(*(getattr(usage, name) for name in KEY_COLUMNS))
+        .group_by(*keys)
     )
-    columns = ["period_start", *KEY_COLUMNS, "calls", *SUM_COLUMNS]
-    insert = _dialect(dialect).insert(TOTALS_TABLE).from_select(columns, aggregate)
+    sums = [{"period_start": period.start, **row._asdict()} for row in session.execute(aggregate)]
+    if not sums:
+        return
+    insert = _dialect(dialect).insert(TOTALS_TABLE)
     added = {
         name: TOTALS_TABLE.c[name] + getattr(insert.excluded, name)
         for name in ("calls", *SUM_COLUMNS)
     }
-    return insert.on_conflict_do_update(index_elements=["period_start", *KEY_COLUMNS], set_=added)
+    upsert = insert.on_conflict_do_update(index_elements=["period_start", *KEY_COLUMNS], set_=added)
+    session.execute(upsert, sums)
 
 
 def _save_horizon(session: Session, dialect: str, period: Period, horizon: int) -> None:

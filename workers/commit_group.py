@@ -7,6 +7,10 @@ every write waiting at that moment in a single transaction. The writer never wai
 for a batch to fill: a write that finds it idle is committed at once, and writes that
 arrive while a batch commits form the next one.
 
+Writes of one kind that several jobs make, such as claims or completions, can be handed
+over as a BatchedWrite: the writer runs all of a batch's requests of that kind in one
+call, which on PostgreSQL is one set-based statement instead of one per job.
+
 A batch commits as a whole or not at all. When a write in it raises or the database
 fails, every write of the batch is rolled back and each caller is told to run its own
 write again, alone. The ledger's writes are idempotent when retried, so running one
@@ -18,7 +22,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,15 +31,31 @@ from ledger.db import transaction
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Request = TypeVar("Request")
+Result = TypeVar("Result")
 
 
 class BatchFailed(Exception):
     """The batch that held this write was rolled back; the write must run again alone."""
 
 
+@dataclass(frozen=True, eq=False)
+class BatchedWrite(Generic[Request, Result]):
+    """A kind of ledger write that runs for several jobs at once: ``many`` takes their
+    requests and returns one result per request, in the same order."""
+
+    name: str
+    many: Callable[[Session, list[Request]], list[Result]]
+
+    def one(self, session: Session, request: Request) -> Result:
+        return self.many(session, [request])[0]
+
+
 @dataclass
 class _Pending:
-    write: Callable[[Session], Any]
+    write: Callable[[Session], Any] | None
+    batched: BatchedWrite[Any, Any] | None = None
+    request: Any = None
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
@@ -65,14 +85,25 @@ class CommitGroup:
         Raises BatchFailed when another write of the batch failed, and the write's own
         exception when it was alone in its batch.
         """
-        pending = _Pending(write)
+        result: T = self._wait(_Pending(write))
+        return result
+
+    def run_batched(self, batched: BatchedWrite[Request, Result], request: Request) -> Result:
+        """Run one request of a batched write in the next shared transaction, together with
+        the other requests of its kind there, and return its result after the commit.
+
+        Raises like ``run``.
+        """
+        result: Result = self._wait(_Pending(None, batched, request))
+        return result
+
+    def _wait(self, pending: _Pending) -> Any:
         self._start()
         self._queue.put(pending)
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
-        result: T = pending.result
-        return result
+        return pending.result
 
     def close(self) -> None:
         """Commit the writes already handed over, then stop the writer thread."""
@@ -116,7 +147,7 @@ class CommitGroup:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             with transaction(self._sessions) as session:
-                results = [pending.write(session) for pending in batch]
+                results = _run_all(session, batch)
         except BaseException as exc:
             self._fail(batch, exc)
             return
@@ -137,3 +168,20 @@ class CommitGroup:
         )
         for pending in batch:
             pending.finish(error=BatchFailed(f"rolled back with its batch: {exc!r}"))
+
+
+def _run_all(session: Session, batch: list[_Pending]) -> list[Any]:
+    """Run every write of the batch in the session; return their results in batch order."""
+    results: dict[int, Any] = {}
+    kinds: dict[BatchedWrite[Any, Any], list[int]] = {}
+    for index, pending in enumerate(batch):
+        if pending.write is not None:
+            results[index] = pending.write(session)
+        else:
+            assert pending.batched is not None
+            kinds.setdefault(pending.batched, []).append(index)
+    for batched, indexes in kinds.items():
+        requests = [batch[index].request for index in indexes]
+        for index, result in zip(indexes, batched.many(session, requests), strict=True):
+            results[index] = result
+    return [results[index] for index in range(len(batch))]

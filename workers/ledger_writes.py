@@ -18,12 +18,27 @@ from typing import TypeVar
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger.batches import (
+    AttemptRequest,
+    ClaimRequest,
+    Completion,
+    claim_jobs,
+    complete_jobs,
+    open_attempts,
+)
+from ledger.claims import ClaimedJob, Skip
 from ledger.db import transaction
-from workers.commit_group import BatchFailed, CommitGroup
+from workers.commit_group import BatchedWrite, BatchFailed, CommitGroup
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Request = TypeVar("Request")
+Result = TypeVar("Result")
+
+CLAIM: BatchedWrite[ClaimRequest, ClaimedJob | Skip] = BatchedWrite("claim", claim_jobs)
+OPEN_ATTEMPT: BatchedWrite[AttemptRequest, str] = BatchedWrite("open attempt", open_attempts)
+COMPLETE: BatchedWrite[Completion, bool] = BatchedWrite("complete", complete_jobs)
 FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 10.0
 
@@ -47,6 +62,24 @@ class LedgerWriter:
                 pass
         return write_after_call(
             self.sessions, job_id, write, give_up_after_s=self.give_up_after_s, sleep=self.sleep
+        )
+
+    def write_batched(
+        self, job_id: str, batched: BatchedWrite[Request, Result], request: Request
+    ) -> Result:
+        """Run one request of a batched write, with the same requests of other jobs when
+        the process has a commit group, and return its result."""
+        if self.group is not None:
+            try:
+                return self.group.run_batched(batched, request)
+            except (BatchFailed, OperationalError, InterfaceError):
+                pass
+        return write_after_call(
+            self.sessions,
+            job_id,
+            lambda session: batched.one(session, request),
+            give_up_after_s=self.give_up_after_s,
+            sleep=self.sleep,
         )
 
 

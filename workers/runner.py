@@ -23,21 +23,20 @@ from sqlalchemy.orm import Session
 
 from agentfleet.fleet import Target
 from agents import AgentError, AgentSpec, InvalidOutput, parse_output, render_messages
+from ledger.batches import AttemptRequest, ClaimRequest, Completion
 from ledger.calls import (
     CallRecord,
     attempts_of,
     close_attempt,
-    complete_job,
     fail_job,
-    open_attempt,
     record_usage,
 )
-from ledger.claims import ClaimedJob, Skip, claim_job, release_for_requeue
+from ledger.claims import ClaimedJob, Skip, release_for_requeue
 from ledger.models import Attempt, AttemptStatus
 from ledger.prices import CallCost, UnknownPrice
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
-from workers.ledger_writes import LedgerWriter
+from workers.ledger_writes import CLAIM, COMPLETE, OPEN_ATTEMPT, LedgerWriter
 from workers.providers.base import ChatReply, ChatRequest
 from workers.providers.errors import ProviderError
 from workers.retry import backoff_delay_s
@@ -140,15 +139,13 @@ class JobRunner:
 
     def _claim(self, job_id: str, agent: AgentSpec) -> tuple[ClaimedJob | Skip, list[Attempt]]:
         """Claim the job, retrying while the ledger is unreachable: no call was made yet,
-        so an outage only delays the job."""
-        token = str(uuid.uuid4())
-
-        def claim(session: Session) -> tuple[ClaimedJob | Skip, list[Attempt]]:
-            job = claim_job(session, job_id, agent.time_limit_s, token=token)
-            earlier = isinstance(job, ClaimedJob) and job.attempts > 0
-            return job, attempts_of(session, job_id) if earlier else []
-
-        return self._write_retrying(job_id, claim)
+        so an outage only delays the job. Return it with the attempts of earlier
+        deliveries."""
+        request = ClaimRequest(job_id, agent.time_limit_s, str(uuid.uuid4()))
+        job = self.ledger.write_batched(job_id, CLAIM, request)
+        if not isinstance(job, ClaimedJob) or job.attempts == 0:
+            return job, []
+        return job, self._write_retrying(job_id, lambda session: attempts_of(session, job_id))
 
     def _prepare(
         self, agent: AgentSpec, job: ClaimedJob, targets: list[Target]
@@ -271,13 +268,8 @@ class JobRunner:
         )
 
     def _open_attempt(self, ctx: JobContext, target: Target) -> str:
-        attempt_id = str(uuid.uuid4())
-        return self._write(
-            ctx,
-            lambda session: open_attempt(
-                session, ctx.job.id, target.provider, target.model, attempt_id
-            ),
-        )
+        request = AttemptRequest(ctx.job.id, target.provider, target.model, str(uuid.uuid4()))
+        return self.ledger.write_batched(ctx.job.id, OPEN_ATTEMPT, request)
 
     def _request(self, ctx: JobContext, target: Target) -> ChatRequest:
         agent = ctx.agent
@@ -359,7 +351,8 @@ class JobRunner:
             )
             return AttemptFailure(str(exc), retryable=True)
 
-        completed = self._write(ctx, lambda session: complete_job(session, ctx.job, call, result))
+        completion = Completion(ctx.job, call, result)
+        completed = self.ledger.write_batched(ctx.job.id, COMPLETE, completion)
         if not completed:
             log.warning(
                 "job %s finished elsewhere first; attempt %d recorded as cost only",

@@ -157,14 +157,22 @@ def tenants_list(ctx: CliContext, output_format: str) -> None:
     "--period", type=PeriodParam(), help="month to roll up, YYYY-MM (default: this month)"
 )
 @click.option("--tenant", help="only this tenant")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="sum the period's usage totals again from every usage row, instead of adding "
+    "only the rows written since the last rollup",
+)
 @FORMAT_OPTION
 @pass_context
-def rollup(ctx: CliContext, period: Period | None, tenant: str | None, output_format: str) -> None:
+def rollup(
+    ctx: CliContext, period: Period | None, tenant: str | None, full: bool, output_format: str
+) -> None:
     """Write or refresh draft invoices from billable usage; running it again changes nothing."""
     period = period or Period.month_of(datetime.now(UTC))
     if tenant is not None:
         ctx.client.check_tenant(tenant)
-    results = rollup_period(ctx.sessions, period, tenant)
+    results = rollup_period(ctx.sessions, period, tenant, full=full)
     rows = [
         {
             "tenant": r.tenant_id,

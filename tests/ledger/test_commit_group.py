@@ -66,7 +66,7 @@ def wait_queued(group: CommitGroup, count: int) -> None:
     raise AssertionError(f"{count} writes never queued")
 
 
-def test_waiting_writes_share_one_transaction(
+def test_waiting_writes_share_transaction(
     group: CommitGroup, sessions: sessionmaker[Session]
 ) -> None:
     with ThreadPoolExecutor(8) as pool:
@@ -80,9 +80,7 @@ def test_waiting_writes_share_one_transaction(
     assert marks(sessions) == ["0-first"] + [f"job-{i}" for i in range(6)]
 
 
-def test_failed_write_rolls_back_its_batch_only(
-    group: CommitGroup, sessions: sessionmaker[Session]
-) -> None:
+def test_failed_write_rolls_back_batch(group: CommitGroup, sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as session:
         mark("taken")(session)
     with ThreadPoolExecutor(8) as pool:
@@ -100,16 +98,14 @@ def test_failed_write_rolls_back_its_batch_only(
     assert marks(sessions) == ["0-first", "taken"]
 
 
-def test_lone_write_raises_its_own_error(
-    group: CommitGroup, sessions: sessionmaker[Session]
-) -> None:
+def test_lone_write_raises_own_error(group: CommitGroup, sessions: sessionmaker[Session]) -> None:
     group.run(mark("once"))
     with pytest.raises(IntegrityError):
         group.run(mark("once"))
     assert marks(sessions) == ["once"]
 
 
-def test_writer_runs_rolled_back_write_again_alone(
+def test_rolled_back_write_reruns_alone(
     group: CommitGroup, sessions: sessionmaker[Session]
 ) -> None:
     writer = LedgerWriter(sessions, group, give_up_after_s=5)
@@ -127,7 +123,7 @@ def test_writer_runs_rolled_back_write_again_alone(
     assert marks(sessions) == ["0-first", "good", "taken"]
 
 
-def test_close_commits_handed_over_writes(sessions: sessionmaker[Session]) -> None:
+def test_close_commits_pending_writes(sessions: sessionmaker[Session]) -> None:
     group = CommitGroup(sessions, max_batch=4)
     with ThreadPoolExecutor(20) as pool:
         done = list(pool.map(group.run, [mark(f"m-{i:02}") for i in range(20)]))

@@ -46,7 +46,7 @@ def write_summarize_call(session: Session) -> None:
 
 
 @pytest.mark.integration
-def test_rows_of_an_open_transaction_count_once_it_commits(pg_url: str) -> None:
+def test_open_transaction_rows_counted_later(pg_url: str) -> None:
     sessions = migrated_sessions(pg_url)
     seed(sessions)
     rollup_period(sessions, DECEMBER)
@@ -71,7 +71,7 @@ def test_rows_of_an_open_transaction_count_once_it_commits(pg_url: str) -> None:
     assert totals(sessions) == counted
 
 
-def test_full_rollup_matches_incremental(ledger_url: str) -> None:
+def test_full_matches_incremental(ledger_url: str) -> None:
     sessions = migrated_sessions(ledger_url)
     seed(sessions)
     for output_tokens in (40_000, 5_000, 123):
@@ -86,7 +86,7 @@ def test_full_rollup_matches_incremental(ledger_url: str) -> None:
     assert summarize_calls(sessions) == 4
 
 
-def test_rows_stored_before_totals_existed_count_on_first_rollup(ledger_url: str) -> None:
+def test_rows_without_txid_counted_first(ledger_url: str) -> None:
     sessions = migrated_sessions(ledger_url)
     seed(sessions)
     with sessions.begin() as session:

@@ -273,6 +273,8 @@ def test_results_rollup_and_invoices(ready: Path) -> None:
     assert (line["agent"], line["model"], line["calls"]) == ("summarize", "gpt-4.1-nano", 3)
     assert line["input_tokens"] == usage[0]["prompt_tokens"]
     assert invoice["total"] == line["amount"]
+    recomputed = json.loads(run("rollup", "--full", "--format", "json").output)
+    assert [(row["tenant"], row["total"]) for row in recomputed] == [("acme", invoice["total"])]
     assert "invoice 999 not found" in run("invoices", "show", "999").stderr
     assert "invalid period '2026-1'" in run("rollup", "--period", "2026-1").stderr
 

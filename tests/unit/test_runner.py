@@ -415,8 +415,8 @@ def test_ledger_outage_keeps_call_result(
 ) -> None:
     from sqlalchemy.exc import OperationalError
 
+    from ledger import batches as batches_module
     from ledger import calls
-    from workers import runner as runner_module
 
     runtime.settings = runtime.settings.model_copy(update={"ledger_batch_max": batch_max})
     assert (runtime.commit_group is None) == (batch_max == 1)
@@ -427,7 +427,7 @@ def test_ledger_outage_keeps_call_result(
             raise outages.pop()
         return calls.complete_job(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(runner_module, "complete_job", flaky_complete)
+    monkeypatch.setattr(batches_module, "complete_job", flaky_complete)
     seen = scripted(runtime, [completion(json.dumps(TRIAGE_REPLY))])
     sleeps: list[float] = []
     job_id = submit(ledger)

@@ -1,0 +1,207 @@
+"""The hot ledger writes of many jobs at once: claims, attempt rows and completions.
+
+Each function takes the requests of several jobs, all different, and returns one
+result per request in order, the same result the single-job function would give. On
+PostgreSQL the common case of every request is one set-based statement for all of them
+(an UPDATE ... FROM VALUES, an INSERT of many rows). A request that the common case
+does not cover (a job held by another delivery, a write retried after a lost commit)
+falls back to the single-job function in the same transaction. On SQLite each request
+runs the single-job function.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, String, column, func, insert, update, values
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from ledger.calls import (
+    USAGE_TABLE,
+    CallRecord,
+    close_succeeded_attempts,
+    complete_job,
+    open_attempt,
+    usage_row,
+)
+from ledger.claims import (
+    ATTEMPT_TABLE,
+    ATTEMPTS,
+    CLAIMABLE,
+    CLAIMED_COLUMNS,
+    JOB_TABLE,
+    JOBS,
+    ClaimedJob,
+    Skip,
+    claim_job,
+    claimed_job,
+)
+from ledger.models import AttemptStatus, JobStatus
+from ledger.types import UTCDateTime, utcnow
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    job_id: str
+    time_limit_s: float
+    token: str
+
+
+@dataclass(frozen=True)
+class AttemptRequest:
+    job_id: str
+    provider: str
+    model: str
+    attempt_id: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    job: ClaimedJob
+    call: CallRecord
+    result: Any
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def claim_jobs(session: Session, requests: Sequence[ClaimRequest]) -> list[ClaimedJob | Skip]:
+    """Claim each request's job as ``claim_job`` does."""
+    now = utcnow()
+    claimed: dict[str, ClaimedJob] = {}
+    if _postgres(session) and len(requests) > 1:
+        claimed = _claim_free_jobs(session, requests, now)
+    return [
+        claimed.get(r.job_id) or claim_job(session, r.job_id, r.time_limit_s, now, r.token)
+        for r in requests
+    ]
+
+
+def _claim_free_jobs(
+    session: Session, requests: Sequence[ClaimRequest], now: datetime
+) -> dict[str, ClaimedJob]:
+    """Claim in one statement the jobs nobody holds; return them by id."""
+    rows = values(
+        column("b_id", String),
+        column("b_token", String),
+        column("b_deadline", UTCDateTime()),
+        name="claims",
+    ).data([(r.job_id, r.token, now + timedelta(seconds=r.time_limit_s)) for r in requests])
+    claim = (
+        update(JOB_TABLE)
+        .where(JOBS.id == rows.c.b_id, JOBS.status.in_(CLAIMABLE), JOBS.deliveries == 0)
+        .values(
+            status=JobStatus.RUNNING.value,
+            started_at=func.coalesce(JOBS.started_at, now),
+            deadline_at=func.coalesce(JOBS.deadline_at, rows.c.b_deadline),
+            deliveries=JOBS.deliveries + 1,
+            claim_token=rows.c.b_token,
+        )
+        .returning(*CLAIMED_COLUMNS)
+    )
+    return {row.id: claimed_job(row) for row in session.execute(claim)}
+
+
+def open_attempts(session: Session, requests: Sequence[AttemptRequest]) -> list[str]:
+    """Write each request's attempt row as ``open_attempt`` does; return the ids."""
+    opened: set[str] = set()
+    if _postgres(session) and len(requests) > 1:
+        opened = _open_new_attempts(session, requests)
+    return [
+        r.attempt_id
+        if r.attempt_id in opened
+        else open_attempt(session, r.job_id, r.provider, r.model, r.attempt_id)
+        for r in requests
+    ]
+
+
+def _open_new_attempts(session: Session, requests: Sequence[AttemptRequest]) -> set[str]:
+    """Count and insert the attempts not written yet, in two statements; return their ids."""
+    by_job = {r.job_id: r for r in requests}
+    rows = values(column("b_job", String), column("b_attempt", String), name="opens").data(
+        [(r.job_id, r.attempt_id) for r in requests]
+    )
+    written = ATTEMPT_TABLE.select().where(ATTEMPTS.id == rows.c.b_attempt).exists()
+    count = (
+        update(JOB_TABLE)
+        .where(JOBS.id == rows.c.b_job, ~written)
+        .values(attempts=JOBS.attempts + 1)
+        .returning(JOBS.id, JOBS.attempts)
+    )
+    numbers: dict[str, int] = {job_id: number for job_id, number in session.execute(count)}
+    if not numbers:
+        return set()
+    started_at = utcnow()
+    session.execute(
+        insert(ATTEMPT_TABLE),
+        [
+            {"id": by_job[job_id].attempt_id, "job_id": job_id, "number": number,
+             "provider": by_job[job_id].provider, "model": by_job[job_id].model,
+             "status": AttemptStatus.STARTED.value, "started_at": started_at}
+            for job_id, number in numbers.items()
+        ],
+    )  # fmt: skip
+    return {by_job[job_id].attempt_id for job_id in numbers}
+
+
+def complete_jobs(session: Session, completions: Sequence[Completion]) -> list[bool]:
+    """Store each job's result and bill its call as ``complete_job`` does."""
+    if not _postgres(session) or len(completions) < 2:
+        return [complete_job(session, c.job, c.call, c.result) for c in completions]
+    finished = _finish_running(session, completions)
+    billed = _insert_usage(session, completions, finished)
+    close_succeeded_attempts(session, [c.call for c in completions if c.call.attempt_id in billed])
+    results = []
+    for completion in completions:
+        if completion.call.attempt_id in billed:
+            results.append(completion.job.id in finished)
+        elif completion.job.id in finished:
+            # A usage row of this attempt existed while its job was running, which no
+            # single-job write leaves behind; rolling back makes each write run alone.
+            raise RuntimeError(
+                f"attempt {completion.call.attempt_id} of running job {completion.job.id} "
+                "already has a usage row"
+            )
+        else:
+            # A retried write whose first commit went through: the job is finished and
+            # the usage row exists.
+            results.append(
+                complete_job(session, completion.job, completion.call, completion.result)
+            )
+    return results
+
+
+def _finish_running(session: Session, completions: Sequence[Completion]) -> set[str]:
+    """Mark the jobs that are still running succeeded with their results; return their ids."""
+    rows = values(column("b_job", String), column("b_result", JSON), name="results").data(
+        [(c.job.id, c.result) for c in completions]
+    )
+    finish = (
+        update(JOB_TABLE)
+        .where(JOBS.id == rows.c.b_job, JOBS.status == JobStatus.RUNNING.value)
+        .values(
+            status=JobStatus.SUCCEEDED.value,
+            result=rows.c.b_result,
+            error=None,
+            finished_at=utcnow(),
+        )
+        .returning(JOBS.id)
+    )
+    return set(session.scalars(finish))
+
+
+def _insert_usage(
+    session: Session, completions: Sequence[Completion], finished: set[str]
+) -> set[str]:
+    """Insert the calls' usage rows, billable for the jobs this batch finished; return the
+    attempt ids whose row this statement inserted."""
+    insert_usage = (
+        postgresql.insert(USAGE_TABLE)
+        .on_conflict_do_nothing(index_elements=["attempt_id"])
+        .returning(USAGE_TABLE.c.attempt_id)
+    )
+    rows = [usage_row(c.job, c.call, billable=c.job.id in finished) for c in completions]
+    return set(session.scalars(insert_usage, rows))
