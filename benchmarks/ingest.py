@@ -1,10 +1,11 @@
 """Ledger ingest: usage rows/s written through the worker's own ledger functions, against
 psycopg COPY into the same table with the same indexes and foreign keys.
 
-The worker's path per provider call is what JobRunner does: claim_job with attempts_of,
-open_attempt, then complete_job (which stores the usage row), each handed to the
-worker's LedgerWriter from a pool of threads as in a worker, so that writes waiting at
-the same time share a transaction (the commit group). A second figure times only the
+The worker's path per provider call is what JobRunner does: a claim, an attempt row,
+then the completion (which stores the usage row), each handed to the worker's
+LedgerWriter from a pool of threads as in a worker, so that the writes waiting at the
+same time share a transaction and, on PostgreSQL, set-based statements (the commit
+group). A second figure times only the
 complete_job step, for jobs already claimed with their attempt open; a third runs the
 full path with each write committed alone (AGENTFLEET_LEDGER_BATCH_MAX=1). COPY writes
 only the usage rows, for jobs and attempts inserted beforehand, and checks the same
@@ -19,21 +20,21 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from sqlalchemy.orm import Session
 
 from benchmarks.chat import MODEL
 from benchmarks.context import AGENT, TENANT, BenchContext, Ledger
 from benchmarks.results import Row, ScenarioResult, Target
 from benchmarks.synthetic import PROVIDER, insert_running_jobs
-from ledger.calls import CallRecord, attempts_of, complete_job, open_attempt
-from ledger.claims import ClaimedJob, claim_job
+from ledger.batches import AttemptRequest, ClaimRequest, Completion
+from ledger.calls import CallRecord
+from ledger.claims import ClaimedJob
 from ledger.db import transaction
 from ledger.jobs import NewJob, insert_jobs
 from ledger.prices import PriceBook
 from ledger.types import utcnow
 from ledger.usage import TokenUsage
 from workers.commit_group import CommitGroup
-from workers.ledger_writes import LedgerWriter
+from workers.ledger_writes import CLAIM, COMPLETE, OPEN_ATTEMPT, LedgerWriter
 
 SCENARIO = "ingest"
 TARGET = Target("ratio", ">=", 0.3)
@@ -112,30 +113,22 @@ def _record_only_rate(
 
 
 def _claim(writer: LedgerWriter, job_id: str) -> ClaimedJob:
-    token = str(uuid.uuid4())
-
-    def claim(session: Session) -> ClaimedJob:
-        job = claim_job(session, job_id, TIME_LIMIT_S, token=token)
-        if not isinstance(job, ClaimedJob):
-            raise RuntimeError(f"job {job_id} could not be claimed: {job}")
-        attempts_of(session, job_id)
-        return job
-
-    return writer.write(job_id, claim)
+    job = writer.write_batched(job_id, CLAIM, ClaimRequest(job_id, TIME_LIMIT_S, str(uuid.uuid4())))
+    if not isinstance(job, ClaimedJob):
+        raise RuntimeError(f"job {job_id} could not be claimed: {job}")
+    return job
 
 
 def _open_attempt(writer: LedgerWriter, job: ClaimedJob) -> str:
-    attempt_id = str(uuid.uuid4())
-    return writer.write(
-        job.id, lambda session: open_attempt(session, job.id, PROVIDER, MODEL, attempt_id)
-    )
+    request = AttemptRequest(job.id, PROVIDER, MODEL, str(uuid.uuid4()))
+    return writer.write_batched(job.id, OPEN_ATTEMPT, request)
 
 
 def _complete(writer: LedgerWriter, prices: PriceBook, job: ClaimedJob, attempt_id: str) -> None:
     at = utcnow()
     cost = prices.cost(PROVIDER, MODEL, USAGE, at)
     call = CallRecord(attempt_id, PROVIDER, MODEL, USAGE, cost, at)
-    if not writer.write(job.id, lambda session: complete_job(session, job, call, RESULT)):
+    if not writer.write_batched(job.id, COMPLETE, Completion(job, call, RESULT)):
         raise RuntimeError(f"job {job.id} was not completed")
 
 

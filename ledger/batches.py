@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, String, column, func, insert, update, values
+from sqlalchemy import JSON, String, column, func, insert, select, update, values
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -83,16 +83,26 @@ def claim_jobs(session: Session, requests: Sequence[ClaimRequest]) -> list[Claim
 def _claim_free_jobs(
     session: Session, requests: Sequence[ClaimRequest], now: datetime
 ) -> dict[str, ClaimedJob]:
-    """Claim in one statement the jobs nobody holds; return them by id."""
+    """Claim the jobs nobody holds; return them by id."""
+    locked = _lock_jobs(session, [r.job_id for r in requests])
+    free = [
+        r
+        for r in requests
+        if (job := locked.get(r.job_id)) is not None
+        and job.status in CLAIMABLE
+        and job.deliveries == 0
+    ]
+    if not free:
+        return {}
     rows = values(
         column("b_id", String),
         column("b_token", String),
         column("b_deadline", UTCDateTime()),
         name="claims",
-    ).data([(r.job_id, r.token, now + timedelta(seconds=r.time_limit_s)) for r in requests])
+    ).data([(r.job_id, r.token, now + timedelta(seconds=r.time_limit_s)) for r in free])
     claim = (
         update(JOB_TABLE)
-        .where(JOBS.id == rows.c.b_id, JOBS.status.in_(CLAIMABLE), JOBS.deliveries == 0)
+        .where(JOBS.id == rows.c.b_id)
         .values(
             status=JobStatus.RUNNING.value,
             started_at=func.coalesce(JOBS.started_at, now),
@@ -103,6 +113,22 @@ def _claim_free_jobs(
         .returning(*CLAIMED_COLUMNS)
     )
     return {row.id: claimed_job(row) for row in session.execute(claim)}
+
+
+def _lock_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, Any]:
+    """Lock the jobs' rows for the transaction, in id order, and return their state.
+
+    The set-based statements that follow select rows by primary key only: a condition on
+    ``status`` beside the join lets PostgreSQL scan the status index instead, which takes
+    every queued job when the table's statistics are older than its rows.
+    """
+    lock = (
+        select(JOBS.id, JOBS.status, JOBS.deliveries)
+        .where(JOBS.id.in_(sorted(job_ids)))
+        .order_by(JOBS.id)
+        .with_for_update()
+    )
+    return {row.id: row for row in session.execute(lock)}
 
 
 def open_attempts(session: Session, requests: Sequence[AttemptRequest]) -> list[str]:
@@ -176,12 +202,20 @@ def complete_jobs(session: Session, completions: Sequence[Completion]) -> list[b
 
 def _finish_running(session: Session, completions: Sequence[Completion]) -> set[str]:
     """Mark the jobs that are still running succeeded with their results; return their ids."""
+    locked = _lock_jobs(session, [c.job.id for c in completions])
+    running = [
+        c
+        for c in completions
+        if (job := locked.get(c.job.id)) is not None and job.status == JobStatus.RUNNING.value
+    ]
+    if not running:
+        return set()
     rows = values(column("b_job", String), column("b_result", JSON), name="results").data(
-        [(c.job.id, c.result) for c in completions]
+        [(c.job.id, c.result) for c in running]
     )
     finish = (
         update(JOB_TABLE)
-        .where(JOBS.id == rows.c.b_job, JOBS.status == JobStatus.RUNNING.value)
+        .where(JOBS.id == rows.c.b_job)
         .values(
             status=JobStatus.SUCCEEDED.value,
             result=rows.c.b_result,
