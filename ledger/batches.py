@@ -1,18 +1,18 @@
 """The hot ledger writes of many jobs at once: claims, attempt rows and completions.
 
-Each function takes the requests of several jobs, all different, and returns one
-result per request in order, the same result the single-job function would give. On
+Each function takes the requests of several jobs and returns one result per request in
+order, the same result the single-job functions would give run one after the other. On
 PostgreSQL the common case of every request is one set-based statement for all of them
 (an UPDATE ... FROM VALUES, an INSERT of many rows). A request that the common case
-does not cover (a job held by another delivery, a write retried after a lost commit)
-falls back to the single-job function in the same transaction. On SQLite each request
-runs the single-job function.
+does not cover (a job held by another delivery, a write retried after a lost commit, a
+second request for a job already in the batch) falls back to the single-job function
+in the same transaction. On SQLite each request runs the single-job function.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, String, column, func, insert, select, update, values
 from sqlalchemy.dialects import postgresql
@@ -41,6 +41,8 @@ from ledger.claims import (
 from ledger.models import AttemptStatus, JobStatus
 from ledger.types import UTCDateTime, utcnow
 
+RequestT = TypeVar("RequestT")
+
 
 @dataclass(frozen=True)
 class ClaimRequest:
@@ -68,14 +70,28 @@ def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _first_per_job(
+    requests: Sequence[RequestT], job_of: Callable[[RequestT], str]
+) -> list[RequestT]:
+    """Return the first request of each job. Two deliveries of one job can share a batch,
+    and a set-based statement would apply only one of them to the job's row."""
+    seen: set[str] = set()
+    firsts = []
+    for request in requests:
+        if job_of(request) not in seen:
+            seen.add(job_of(request))
+            firsts.append(request)
+    return firsts
+
+
 def claim_jobs(session: Session, requests: Sequence[ClaimRequest]) -> list[ClaimedJob | Skip]:
     """Claim each request's job as ``claim_job`` does."""
     now = utcnow()
     claimed: dict[str, ClaimedJob] = {}
     if _postgres(session) and len(requests) > 1:
-        claimed = _claim_free_jobs(session, requests, now)
+        claimed = _claim_free_jobs(session, _first_per_job(requests, lambda r: r.job_id), now)
     return [
-        claimed.get(r.job_id) or claim_job(session, r.job_id, r.time_limit_s, now, r.token)
+        claimed.get(r.token) or claim_job(session, r.job_id, r.time_limit_s, now, r.token)
         for r in requests
     ]
 
@@ -83,7 +99,7 @@ def claim_jobs(session: Session, requests: Sequence[ClaimRequest]) -> list[Claim
 def _claim_free_jobs(
     session: Session, requests: Sequence[ClaimRequest], now: datetime
 ) -> dict[str, ClaimedJob]:
-    """Claim the jobs nobody holds; return them by id."""
+    """Claim the jobs nobody holds; return them by the token of the claiming request."""
     locked = _lock_jobs(session, [r.job_id for r in requests])
     free = [
         r
@@ -110,9 +126,9 @@ def _claim_free_jobs(
             deliveries=JOBS.deliveries + 1,
             claim_token=rows.c.b_token,
         )
-        .returning(*CLAIMED_COLUMNS)
+        .returning(*CLAIMED_COLUMNS, JOBS.claim_token)
     )
-    return {row.id: claimed_job(row) for row in session.execute(claim)}
+    return {row.claim_token: claimed_job(row) for row in session.execute(claim)}
 
 
 def _lock_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, Any]:
@@ -135,7 +151,7 @@ def open_attempts(session: Session, requests: Sequence[AttemptRequest]) -> list[
     """Write each request's attempt row as ``open_attempt`` does; return the ids."""
     opened: set[str] = set()
     if _postgres(session) and len(requests) > 1:
-        opened = _open_new_attempts(session, requests)
+        opened = _open_new_attempts(session, _first_per_job(requests, lambda r: r.job_id))
     return [
         r.attempt_id
         if r.attempt_id in opened
@@ -177,26 +193,26 @@ def complete_jobs(session: Session, completions: Sequence[Completion]) -> list[b
     """Store each job's result and bill its call as ``complete_job`` does."""
     if not _postgres(session) or len(completions) < 2:
         return [complete_job(session, c.job, c.call, c.result) for c in completions]
-    finished = _finish_running(session, completions)
-    billed = _insert_usage(session, completions, finished)
-    close_succeeded_attempts(session, [c.call for c in completions if c.call.attempt_id in billed])
+    firsts = _first_per_job(completions, lambda c: c.job.id)
+    finished = _finish_running(session, firsts)
+    billed = _insert_usage(session, firsts, finished)
+    close_succeeded_attempts(session, [c.call for c in firsts if c.call.attempt_id in billed])
+    first_attempts = {c.call.attempt_id for c in firsts}
     results = []
     for completion in completions:
-        if completion.call.attempt_id in billed:
-            results.append(completion.job.id in finished)
-        elif completion.job.id in finished:
+        job, call = completion.job, completion.call
+        if call.attempt_id in billed:
+            results.append(job.id in finished)
+        elif call.attempt_id in first_attempts and job.id in finished:
             # A usage row of this attempt existed while its job was running, which no
             # single-job write leaves behind; rolling back makes each write run alone.
             raise RuntimeError(
-                f"attempt {completion.call.attempt_id} of running job {completion.job.id} "
-                "already has a usage row"
+                f"attempt {call.attempt_id} of running job {job.id} already has a usage row"
             )
         else:
-            # A retried write whose first commit went through: the job is finished and
-            # the usage row exists.
-            results.append(
-                complete_job(session, completion.job, completion.call, completion.result)
-            )
+            # A retried write whose first commit went through, or a second completion of
+            # a job in this batch: the single-job write records it as it would alone.
+            results.append(complete_job(session, job, call, completion.result))
     return results
 
 

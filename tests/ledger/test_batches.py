@@ -165,3 +165,40 @@ def test_postgres_batches_run_few_statements(pg_url: str) -> None:
     assert opens == ["UPDATE", "INSERT"]
     assert [s for s in statements if s != "COMMIT"] == ["SELECT", "UPDATE", "INSERT", "UPDATE"]
     assert completed == [True] * 20
+
+
+def test_two_deliveries_in_one_batch(ledger_url: str) -> None:
+    sessions = migrated_sessions(ledger_url)
+    add_tenant(sessions, "acme")
+    (job_id,) = new_jobs(sessions, 1)
+    with transaction(sessions) as session:
+        claims = claim_jobs(
+            session, [ClaimRequest(job_id, 60, "one"), ClaimRequest(job_id, 60, "two")]
+        )
+    assert isinstance(claims[0], ClaimedJob)
+    assert claims[1] is Skip.HELD
+    job = claims[0]
+
+    # An expired holder and its successor can both open and complete in one batch.
+    with transaction(sessions) as session:
+        opened = open_attempts(
+            session,
+            [AttemptRequest(job_id, "openai", "gpt-4o-mini", "old"),
+             AttemptRequest(job_id, "openai", "gpt-4o-mini", "new")],
+        )  # fmt: skip
+    with transaction(sessions) as session:
+        completed = complete_jobs(
+            session,
+            [Completion(job, call_for("old"), {"by": "old"}),
+             Completion(job, call_for("new"), {"by": "new"})],
+        )  # fmt: skip
+
+    assert opened == ["old", "new"]
+    assert completed == [True, False]
+    with sessions() as session:
+        numbers = [(a.id, a.number) for a in attempts_of(session, job_id)]
+        usage = dict(session.execute(select(UsageRecord.attempt_id, UsageRecord.billable)).all())
+        stored = get_job(session, job_id)
+    assert numbers == [("old", 1), ("new", 2)]
+    assert usage == {"old": True, "new": False}
+    assert (stored.status, stored.result, stored.claim_token) == ("succeeded", {"by": "old"}, "one")
