@@ -161,10 +161,10 @@ class CommitGroup:
             batch[0].finish(error=exc)
             return
         log.info(
-            "a shared ledger transaction of %d writes was rolled back (%s); each write "
-            "runs again alone",
+            "shared ledger transaction of %d writes rolled back, so each write runs again "
+            "alone: %s",
             len(batch),
-            type(exc).__name__,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
         )
         for pending in batch:
             pending.finish(error=BatchFailed(f"rolled back with its batch: {exc!r}"))
