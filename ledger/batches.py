@@ -4,9 +4,9 @@ Each function takes the requests of several jobs and returns one result per requ
 order, the same result the single-job functions would give run one after the other. On
 PostgreSQL the common case of every request is one set-based statement for all of them
 (an UPDATE ... FROM VALUES, an INSERT of many rows). A request that the common case
-does not cover (a job held by another delivery, a write retried after a lost commit, a
-second request for a job already in the batch) falls back to the single-job function
-in the same transaction. On SQLite each request runs the single-job function.
+does not cover falls back to the single-job function in the same transaction: a job
+held by another delivery, a write retried after a lost commit, or a second request for
+a job already in the batch. On SQLite each request runs the single-job function.
 """
 
 from collections.abc import Callable, Sequence
@@ -99,7 +99,7 @@ def claim_jobs(session: Session, requests: Sequence[ClaimRequest]) -> list[Claim
 def _claim_free_jobs(
     session: Session, requests: Sequence[ClaimRequest], now: datetime
 ) -> dict[str, ClaimedJob]:
-    """Claim the jobs nobody holds; return them by the token of the claiming request."""
+    """Claim the jobs that no delivery holds, and return them by the claiming token."""
     locked = _lock_jobs(session, [r.job_id for r in requests])
     free = [
         r
@@ -148,7 +148,7 @@ def _lock_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, Any]:
 
 
 def open_attempts(session: Session, requests: Sequence[AttemptRequest]) -> list[str]:
-    """Write each request's attempt row as ``open_attempt`` does; return the ids."""
+    """Write each request's attempt row as ``open_attempt`` does, and return the ids."""
     opened: set[str] = set()
     if _postgres(session) and len(requests) > 1:
         opened = _open_new_attempts(session, _first_per_job(requests, lambda r: r.job_id))
@@ -161,7 +161,7 @@ def open_attempts(session: Session, requests: Sequence[AttemptRequest]) -> list[
 
 
 def _open_new_attempts(session: Session, requests: Sequence[AttemptRequest]) -> set[str]:
-    """Count and insert the attempts not written yet, in two statements; return their ids."""
+    """Count and insert the attempts not written yet, and return their ids."""
     by_job = {r.job_id: r for r in requests}
     rows = values(column("b_job", String), column("b_attempt", String), name="opens").data(
         [(r.job_id, r.attempt_id) for r in requests]
@@ -204,8 +204,8 @@ def complete_jobs(session: Session, completions: Sequence[Completion]) -> list[b
         if call.attempt_id in billed:
             results.append(job.id in finished)
         elif call.attempt_id in first_attempts and job.id in finished:
-            # A usage row of this attempt existed while its job was running, which no
-            # single-job write leaves behind; rolling back makes each write run alone.
+            # No single-job write leaves a usage row for a running job's attempt, so the
+            # error rolls the batch back and each write runs again alone.
             raise RuntimeError(
                 f"attempt {call.attempt_id} of running job {job.id} already has a usage row"
             )
@@ -217,7 +217,7 @@ def complete_jobs(session: Session, completions: Sequence[Completion]) -> list[b
 
 
 def _finish_running(session: Session, completions: Sequence[Completion]) -> set[str]:
-    """Mark the jobs that are still running succeeded with their results; return their ids."""
+    """Mark the jobs still running as succeeded with their results, and return their ids."""
     locked = _lock_jobs(session, [c.job.id for c in completions])
     running = [
         c
@@ -246,8 +246,8 @@ def _finish_running(session: Session, completions: Sequence[Completion]) -> set[
 def _insert_usage(
     session: Session, completions: Sequence[Completion], finished: set[str]
 ) -> set[str]:
-    """Insert the calls' usage rows, billable for the jobs this batch finished; return the
-    attempt ids whose row this statement inserted."""
+    """Insert the calls' usage rows, billable for the jobs this batch finished, and return
+    the attempt ids whose rows this statement inserted."""
     insert_usage = (
         postgresql.insert(USAGE_TABLE)
         .on_conflict_do_nothing(index_elements=["attempt_id"])
