@@ -85,15 +85,20 @@ def _product_drain(ctx: BenchContext, broker: redis.Redis) -> dict[str, Any]:
     return figures
 
 
-def _noop_drain(ctx: BenchContext, broker: redis.Redis) -> dict[str, Any]:
-    jobs, threads = ctx.size.throughput_jobs, ctx.size.throughput_threads
+def _fill_plain_queue(ctx: BenchContext, task: str, queue: str) -> None:
+    """Send ``throughput_jobs`` messages of a benchmarks.noop_app task to its queue."""
     app = create_noop_app(ctx.redis_url)
     try:
         with app.producer_or_acquire() as producer:
-            for _ in range(jobs):
-                app.tasks[NOOP_TASK].apply_async(queue=NOOP_QUEUE, producer=producer)
+            for _ in range(ctx.size.throughput_jobs):
+                app.tasks[task].apply_async(queue=queue, producer=producer)
     finally:
         app.close()
+
+
+def _noop_drain(ctx: BenchContext, broker: redis.Redis) -> dict[str, Any]:
+    jobs, threads = ctx.size.throughput_jobs, ctx.size.throughput_threads
+    _fill_plain_queue(ctx, NOOP_TASK, NOOP_QUEUE)
     with noop_worker(ctx, SCENARIO, threads) as worker:
         return _drain(broker, NOOP_QUEUE, jobs, worker)
 
@@ -102,13 +107,7 @@ def _call_drain(ctx: BenchContext, broker: redis.Redis) -> dict[str, Any]:
     jobs, threads = ctx.size.throughput_jobs, ctx.size.throughput_threads
     body_file = ctx.log_dir(SCENARIO) / "chat-body.json"
     body_file.write_text(json.dumps(triage_body(Settings())), encoding="utf-8")
-    app = create_noop_app(ctx.redis_url)
-    try:
-        with app.producer_or_acquire() as producer:
-            for _ in range(jobs):
-                app.tasks[CALL_TASK].apply_async(queue=CALL_QUEUE, producer=producer)
-    finally:
-        app.close()
+    _fill_plain_queue(ctx, CALL_TASK, CALL_QUEUE)
     with simulator(ctx, SCENARIO, latency_ms=0) as port:
         env = {CHAT_URL_VARIABLE: f"http://127.0.0.1:{port}/v1/chat/completions",
                CHAT_BODY_VARIABLE: str(body_file)}  # fmt: skip
