@@ -117,10 +117,26 @@ def selected_scenarios(only: list[str]) -> list[str]:
     return [name for name in SCENARIOS if not names or name in names]
 
 
+def read_results(path: Path) -> dict[str, Any]:
+    """Read a results file that the suite wrote, or exit with a message saying what to do."""
+    try:
+        results: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SystemExit(
+            f"no results at {path}; run 'python -m benchmarks' (or --quick) first, or give "
+            "--output PATH of an earlier run"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"cannot read results from {path}: {exc}") from None
+    if not isinstance(results, dict) or "scenarios" not in results:
+        raise SystemExit(f"{path} is not a results file of 'python -m benchmarks'")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.markdown:
-        print(markdown_table(json.loads(args.output.read_text(encoding="utf-8"))))
+        print(markdown_table(read_results(args.output)))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # httpx logs every request and alembic every migration at INFO.

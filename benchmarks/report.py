@@ -60,6 +60,16 @@ def markdown_table(results: dict[str, Any]) -> str:
     def line(cells: tuple[str, ...]) -> str:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
-    lines = [line(HEADERS), "| " + " | ".join("---" for _ in HEADERS) + " |"]
+    lines = [caption(results), "", line(HEADERS), "| " + " | ".join("---" for _ in HEADERS) + " |"]
     lines.extend(line(cells) for cells in table_rows(results))
     return "\n".join(lines)
+
+
+def caption(results: dict[str, Any]) -> str:
+    """Return a line naming the run's workload size, start time and duration."""
+    duration = results.get("duration_s")
+    took = f", {duration:,.0f} s in all" if isinstance(duration, int | float) else ""
+    return (
+        f"Size {results.get('size', 'unknown')}, started {results.get('started_at', 'unknown')}"
+        f"{took}."
+    )

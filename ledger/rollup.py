@@ -116,7 +116,21 @@ def _lock_invoices(
     session: Session, period: Period, currencies: dict[str, str]
 ) -> dict[str, Invoice]:
     """Return the tenants' invoices for the period, created if missing, locked for this
-    transaction so concurrent rollups of the same tenant take turns."""
+    transaction so concurrent rollups of the same tenant take turns.
+
+    Only missing invoices are inserted: on PostgreSQL an insert that meets a conflict
+    still takes a value from the id sequence, which would leave gaps in invoice ids.
+    """
+    query = (
+        select(Invoice)
+        .where(Invoice.period_start == period.start, Invoice.tenant_id.in_(list(currencies)))
+        .order_by(Invoice.tenant_id)
+        .with_for_update()
+    )
+    invoices = {invoice.tenant_id: invoice for invoice in session.scalars(query)}
+    missing = [tenant_id for tenant_id in currencies if tenant_id not in invoices]
+    if not missing:
+        return invoices
     now = utcnow()
     session.execute(
         insert_ignoring_conflicts(session, Invoice.__table__, "tenant_id", "period_start"),
@@ -126,19 +140,13 @@ def _lock_invoices(
                 "period_start": period.start,
                 "period_end": period.end,
                 "status": InvoiceStatus.DRAFT.value,
-                "currency": currency,
+                "currency": currencies[tenant_id],
                 "total": Decimal("0.00"),
                 "created_at": now,
                 "updated_at": now,
             }
-            for tenant_id, currency in currencies.items()
+            for tenant_id in missing
         ],
-    )
-    query = (
-        select(Invoice)
-        .where(Invoice.period_start == period.start, Invoice.tenant_id.in_(list(currencies)))
-        .order_by(Invoice.tenant_id)
-        .with_for_update()
     )
     return {invoice.tenant_id: invoice for invoice in session.scalars(query)}
 

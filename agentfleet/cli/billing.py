@@ -168,7 +168,8 @@ def tenants_list(ctx: CliContext, output_format: str) -> None:
 def rollup(
     ctx: CliContext, period: Period | None, tenant: str | None, full: bool, output_format: str
 ) -> None:
-    """Write or refresh draft invoices from billable usage; running it again changes nothing."""
+    """Write or refresh draft invoices from billable usage; running it again gives the same
+    invoices."""
     period = period or Period.month_of(datetime.now(UTC))
     if tenant is not None:
         ctx.client.check_tenant(tenant)

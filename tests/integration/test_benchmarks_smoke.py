@@ -58,6 +58,7 @@ def test_only_runs_selected_scenario(pg_url: str, redis_url: str, tmp_path: Path
 
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert [s["name"] for s in results["scenarios"]] == ["client_overhead"]
-    assert markdown.splitlines()[0].startswith("| scenario |")
+    assert markdown.splitlines()[0].startswith("Size tiny, started ")
+    assert markdown.splitlines()[2].startswith("| scenario |")
     assert "| client_overhead.p50 |" in markdown
     assert "| client_overhead.p99 |" in markdown

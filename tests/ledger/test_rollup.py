@@ -197,3 +197,16 @@ def test_concurrent_rollups_agree(ledger_url: str) -> None:
     acme, lines = invoice_of(sessions, "acme")
     assert acme.total == Decimal("0.15")
     assert len(lines) == 2
+
+
+def test_invoice_ids_have_no_gaps(ledger_url: str) -> None:
+    sessions = migrated_sessions(ledger_url)
+    seed(sessions)
+    rollup_period(sessions, DECEMBER)
+    rollup_period(sessions, DECEMBER)
+    add_tenant(sessions, "initech")
+    record_job(sessions, "initech", "triage", "gpt-4o-mini", TokenUsage(input_tokens=10), "0.01")
+    rollup_period(sessions, DECEMBER)
+    with sessions() as session:
+        ids = session.execute(select(Invoice.tenant_id, Invoice.id).order_by(Invoice.id)).all()
+    assert [tuple(row) for row in ids] == [("acme", 1), ("globex", 2), ("initech", 3)]
