@@ -12,8 +12,9 @@ except Exception as exc:
     message = describe(exc, database_url=None)
     if message is None:
         raise
-    # A configuration mistake stops the worker with one line instead of a traceback.
-    print(f"agentfleet worker cannot start: {message}", file=sys.stderr)
+    # A configuration mistake stops the worker or beat with one line instead of a traceback.
+    program = "beat" if "beat" in sys.argv[1:] else "worker"
+    print(f"agentfleet {program} cannot start: {message}", file=sys.stderr)
     raise SystemExit(2) from None
 
 __all__ = ["app"]

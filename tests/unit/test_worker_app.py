@@ -77,6 +77,22 @@ def test_worker_refuses_unknown_queue(tmp_path: Path) -> None:
     )
 
 
+def test_beat_names_itself_on_bad_config(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers", "beat"],
+        env={"PATH": "/usr/bin:/bin", "AGENTFLEET_MAX_ATTEMPTS": "0"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "agentfleet beat cannot start: invalid settings: AGENTFLEET_MAX_ATTEMPTS: Input should "
+        "be greater than or equal to 1"
+    )
+
+
 def test_requeue_becomes_celery_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     from celery.exceptions import Retry
 
