@@ -4,9 +4,10 @@ Each function takes the requests of several jobs and returns one result per requ
 order, the same result the single-job functions would give run one after the other. On
 PostgreSQL the common case of every request is one set-based statement for all of them
 (an UPDATE ... FROM VALUES, an INSERT of many rows). A request that the common case
-does not cover falls back to the single-job function in the same transaction: a job
-held by another delivery, a write retried after a lost commit, or a second request for
-a job already in the batch. On SQLite each request runs the single-job function.
+does not cover falls back to the single-job function in the same transaction. Such
+requests are a job held by another delivery, a write retried after a lost commit, and
+a second request for a job already in the batch. On SQLite each request runs the
+single-job function.
 """
 
 from collections.abc import Callable, Sequence

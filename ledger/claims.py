@@ -66,7 +66,8 @@ _CLAIM_VALUES: dict[str, Any] = {
     "deliveries": JOBS.deliveries + 1,
     "claim_token": bindparam("b_token", type_=JOBS.claim_token.type),
 }
-# A job nobody holds: queued, or released to wait (it keeps its first deadline).
+# A job that no delivery has claimed: queued, or released to wait, which keeps its first
+# deadline.
 _CLAIM_FREE = (
     update(JOB_TABLE)
     .where(JOBS.id == bindparam("b_id"), JOBS.status.in_(CLAIMABLE), JOBS.deliveries == 0)

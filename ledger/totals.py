@@ -18,14 +18,14 @@ Usage rows stored before the column existed have no ``txid`` and are counted by 
 first rollup of their period.
 """
 
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ledger.models import RollupHorizon, UsageRecord, UsageTotal
 from ledger.periods import Period
+from ledger.sql import dialect_of
 
 TOTALS_TABLE = cast(Table, UsageTotal.__table__)
 HORIZONS_TABLE = cast(Table, RollupHorizon.__table__)
@@ -44,10 +44,9 @@ def advance_totals(session: Session, period: Period, full: bool = False) -> None
     """Add the period's usage rows committed since its last rollup to its totals.
 
     With ``full``, or on the period's first rollup, the totals are computed again from
-    all of the period's rows. The caller holds the period's rollup turn.
+    all of the period's rows. The caller must have taken the period's rollup turn first.
     """
-    dialect = session.get_bind().dialect.name
-    postgres = dialect == "postgresql"
+    postgres = session.get_bind().dialect.name == "postgresql"
     old = None
     if full:
         _forget(session, period)
@@ -60,8 +59,8 @@ def advance_totals(session: Session, period: Period, full: bool = False) -> None
     new = _new_horizon(session, postgres)
     if old is not None and new <= old:
         return
-    _add_rows(session, dialect, period, _window(postgres, old, new))
-    _save_horizon(session, dialect, period, new)
+    _add_rows(session, period, _window(postgres, old, new))
+    _save_horizon(session, period, new)
 
 
 def _window(postgres: bool, old: int | None, new: int) -> ColumnElement[bool]:
@@ -84,7 +83,7 @@ def _new_horizon(session: Session, postgres: bool) -> int:
     return int(session.scalar(select(func.coalesce(func.max(UsageRecord.id), 0))) or 0) + 1
 
 
-def _add_rows(session: Session, dialect: str, period: Period, window: ColumnElement[bool]) -> None:
+def _add_rows(session: Session, period: Period, window: ColumnElement[bool]) -> None:
     """Sum the rows in ``window`` by key and add the sums to the period's totals.
 
     The aggregate is a plain SELECT, which PostgreSQL may run with parallel workers; an
@@ -110,7 +109,7 @@ def _add_rows(session: Session, dialect: str, period: Period, window: ColumnElem
     sums = [{"period_start": period.start, **row._asdict()} for row in session.execute(aggregate)]
     if not sums:
         return
-    insert = _dialect(dialect).insert(TOTALS_TABLE)
+    insert = dialect_of(session).insert(TOTALS_TABLE)
     added = {
         name: TOTALS_TABLE.c[name] + getattr(insert.excluded, name)
         for name in ("calls", *SUM_COLUMNS)
@@ -119,16 +118,14 @@ def _add_rows(session: Session, dialect: str, period: Period, window: ColumnElem
     session.execute(upsert, sums)
 
 
-def _save_horizon(session: Session, dialect: str, period: Period, horizon: int) -> None:
+def _save_horizon(session: Session, period: Period, horizon: int) -> None:
     insert = (
-        _dialect(dialect).insert(HORIZONS_TABLE).values(period_start=period.start, horizon=horizon)
+        dialect_of(session)
+        .insert(HORIZONS_TABLE)
+        .values(period_start=period.start, horizon=horizon)
     )
     session.execute(
         insert.on_conflict_do_update(
             index_elements=["period_start"], set_={"horizon": insert.excluded.horizon}
         )
     )
-
-
-def _dialect(name: str) -> Any:
-    return postgresql if name == "postgresql" else sqlite

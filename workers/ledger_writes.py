@@ -6,7 +6,7 @@ before a call (the claim, the attempt row) are retried the same way, so an outag
 the job instead of dropping its message.
 
 With a commit group, a write first goes into a transaction shared with other jobs'
-writes; if that batch is rolled back, the write runs again alone, with the retries above.
+writes. If that batch is rolled back, the write runs again alone, with the retries above.
 """
 
 import logging
@@ -39,6 +39,9 @@ Result = TypeVar("Result")
 CLAIM: BatchedWrite[ClaimRequest, ClaimedJob | Skip] = BatchedWrite("claim", claim_jobs)
 OPEN_ATTEMPT: BatchedWrite[AttemptRequest, str] = BatchedWrite("open attempt", open_attempts)
 COMPLETE: BatchedWrite[Completion, bool] = BatchedWrite("complete", complete_jobs)
+# Errors of a shared transaction after which a write runs again in one of its own.
+RUN_ALONE = (BatchFailed, OperationalError, InterfaceError)
+
 FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 10.0
 
@@ -58,11 +61,9 @@ class LedgerWriter:
         if self.group is not None:
             try:
                 return self.group.run(write)
-            except (BatchFailed, OperationalError, InterfaceError):
+            except RUN_ALONE:
                 pass
-        return write_after_call(
-            self.sessions, job_id, write, give_up_after_s=self.give_up_after_s, sleep=self.sleep
-        )
+        return self._alone(job_id, write)
 
     def write_batched(
         self, job_id: str, batched: BatchedWrite[Request, Result], request: Request
@@ -72,14 +73,13 @@ class LedgerWriter:
         if self.group is not None:
             try:
                 return self.group.run_batched(batched, request)
-            except (BatchFailed, OperationalError, InterfaceError):
+            except RUN_ALONE:
                 pass
+        return self._alone(job_id, lambda session: batched.one(session, request))
+
+    def _alone(self, job_id: str, write: Callable[[Session], T]) -> T:
         return write_after_call(
-            self.sessions,
-            job_id,
-            lambda session: batched.one(session, request),
-            give_up_after_s=self.give_up_after_s,
-            sleep=self.sleep,
+            self.sessions, job_id, write, give_up_after_s=self.give_up_after_s, sleep=self.sleep
         )
 
 

@@ -40,8 +40,8 @@ def claimed(sessions: sessionmaker[Session], job_id: str, token: str) -> Claimed
 def test_claims_cover_every_case(ledger_url: str) -> None:
     sessions = migrated_sessions(ledger_url)
     add_tenant(sessions, "acme")
-    free, other_free, finished, held, expired, own = new_jobs(sessions, 6)
-    for job_id in (finished, held, expired, own):
+    free, other_free, finished, held_elsewhere, expired, own = new_jobs(sessions, 6)
+    for job_id in (finished, held_elsewhere, expired, own):
         claimed(sessions, job_id, token=f"first-{job_id[:8]}")
     with transaction(sessions) as session:
         fail_job(session, finished, "failed before")
@@ -49,7 +49,7 @@ def test_claims_cover_every_case(ledger_url: str) -> None:
         session.execute(update(Job).where(Job.id == expired).values(deadline_at=past))
 
     requests = [ClaimRequest(job_id, 60, f"second-{job_id[:8]}") for job_id in
-                (free, other_free, finished, held, expired, "no-such-job")]  # fmt: skip
+                (free, other_free, finished, held_elsewhere, expired, "no-such-job")]  # fmt: skip
     requests.append(ClaimRequest(own, 60, f"first-{own[:8]}"))
     with transaction(sessions) as session:
         results = claim_jobs(session, requests)
@@ -58,10 +58,12 @@ def test_claims_cover_every_case(ledger_url: str) -> None:
     assert kinds == [1, 1, Skip.FINISHED, Skip.HELD, 2, Skip.UNKNOWN, 1]
     assert [r.id for r in results if isinstance(r, ClaimedJob)] == [free, other_free, expired, own]
     with sessions() as session:
-        tokens = {job_id: get_job(session, job_id).claim_token for job_id in (free, held, own)}
+        tokens = {
+            job_id: get_job(session, job_id).claim_token for job_id in (free, held_elsewhere, own)
+        }
     assert tokens == {
         free: f"second-{free[:8]}",
-        held: f"first-{held[:8]}",
+        held_elsewhere: f"first-{held_elsewhere[:8]}",
         own: f"first-{own[:8]}",
     }
 

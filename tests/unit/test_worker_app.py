@@ -36,6 +36,20 @@ def test_router_sends_jobs_to_agent_queue() -> None:
     assert route_task(ROLLUP_TASK_NAME, (), {}, {}) == {"queue": MAINTENANCE_QUEUE}
 
 
+def start_celery(
+    tmp_path: Path, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``celery -A workers ARGS`` in an empty folder with only PATH and ``env`` set."""
+    return subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers", *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -48,28 +62,14 @@ def test_router_sends_jobs_to_agent_queue() -> None:
     ],
 )
 def test_worker_refuses_bad_config(tmp_path: Path, env: dict[str, str], message: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "agent.triage"],
-        env={"PATH": "/usr/bin:/bin", **env},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = start_celery(tmp_path, env, "worker", "-Q", "agent.triage")
     assert done.returncode == 2
     assert done.stderr.strip() == f"agentfleet worker cannot start: {message}"
     assert "Traceback" not in done.stderr
 
 
 def test_worker_refuses_unknown_queue(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "agent.triag"],
-        env={"PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = start_celery(tmp_path, {}, "worker", "-Q", "agent.triag")
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "agentfleet worker cannot start: unknown queue 'agent.triag'; the queues are agent.triage, "
@@ -78,14 +78,7 @@ def test_worker_refuses_unknown_queue(tmp_path: Path) -> None:
 
 
 def test_beat_names_itself_on_bad_config(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "workers", "beat"],
-        env={"PATH": "/usr/bin:/bin", "AGENTFLEET_MAX_ATTEMPTS": "0"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = start_celery(tmp_path, {"AGENTFLEET_MAX_ATTEMPTS": "0"}, "beat")
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "agentfleet beat cannot start: invalid settings: AGENTFLEET_MAX_ATTEMPTS: Input should "
@@ -118,18 +111,10 @@ def test_requeue_becomes_celery_retry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_worker_refuses_short_visibility_timeout(tmp_path: Path) -> None:
     env = {
-        "PATH": "/usr/bin:/bin",
         "AGENTFLEET_BROKER_URL": "redis://127.0.0.1:6379/13",
         "AGENTFLEET_BROKER_VISIBILITY_TIMEOUT_S": "200",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "agent.triage"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = start_celery(tmp_path, env, "worker", "-Q", "agent.triage")
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "agentfleet worker cannot start: AGENTFLEET_BROKER_VISIBILITY_TIMEOUT_S is 200 s, but agent "
