@@ -103,9 +103,15 @@ def start_simulator(
 
 
 def start_worker(
-    queue: str, env: dict[str, str], log_dir: Path, concurrency: int = 16, name: str | None = None
+    queue: str,
+    env: dict[str, str],
+    log_dir: Path,
+    concurrency: int = 16,
+    name: str | None = None,
+    pool: str = "threads",
 ) -> ManagedProcess:
-    """Start ``celery -A workers worker`` on one queue; call ``wait_ready`` before relying on it."""
+    """Start ``celery -A workers worker`` on one queue with a ``threads`` or ``gevent`` pool;
+    call ``wait_ready`` before relying on it."""
     name = name or queue.replace(".", "-")
     command = [
         *CELERY,
@@ -113,7 +119,7 @@ def start_worker(
         "-Q",
         queue,
         "--pool",
-        "threads",
+        pool,
         "-c",
         str(concurrency),
         "-n",

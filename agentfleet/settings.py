@@ -210,7 +210,13 @@ class Settings(BaseSettings):
     backoff_base_s: float = Field(default=0.5, gt=0, description="first retry delay before jitter")
     backoff_cap_s: float = Field(default=20.0, gt=0, description="maximum retry delay")
     worker_concurrency: int = Field(
-        default=50, ge=1, description="pool threads per worker process (celery -c overrides it)"
+        default=50,
+        ge=1,
+        description="pool threads or greenlets per worker process (celery -c overrides it)",
+    )
+    worker_task_events: bool = Field(
+        default=False,
+        description="send Celery task events even while no monitor such as Flower asks for them",
     )
     http_max_connections: int = Field(
         default=100,

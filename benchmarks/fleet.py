@@ -79,10 +79,17 @@ def simulator(ctx: BenchContext, scenario: str, latency_ms: float) -> Iterator[i
 
 @contextmanager
 def agent_worker(
-    ctx: BenchContext, scenario: str, env: dict[str, str], threads: int, ready: bool = True
+    ctx: BenchContext,
+    scenario: str,
+    env: dict[str, str],
+    threads: int,
+    ready: bool = True,
+    pool: str = "threads",
 ) -> Iterator[ManagedProcess]:
-    """Run one agent worker on the triage queue with a threads pool of this size."""
-    process = start_worker(QUEUE, env, ctx.log_dir(scenario), concurrency=threads)
+    """Run one agent worker on the triage queue with a pool of this type and size."""
+    log_dir = ctx.log_dir(scenario)
+    name = f"{pool}-worker"
+    process = start_worker(QUEUE, env, log_dir, concurrency=threads, name=name, pool=pool)
     try:
         if ready:
             wait_ready(process)

@@ -2,9 +2,11 @@
 fixed latency, against the ideal rate (calls in flight / latency) and against a bare
 asyncio + httpx process with the same calls in flight.
 
-The worker's pool has a thread per call in flight. Its rate counts completions once
-every thread is busy (the first and last latency cycle are left out); the bare process
-counts the same way. CPU is the worker's over the whole drain.
+The worker runs Celery's gevent pool with a greenlet per call in flight, as a fleet
+holding hundreds of calls per process is run; a second drain runs the threads pool with a
+thread per call. A worker's rate counts completions once every slot is busy (the first
+and last latency cycle are left out); the bare process counts the same way. CPU is the
+worker's over the whole drain.
 """
 
 from typing import Any
@@ -38,7 +40,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
     concurrency, latency_s = size.inflight_concurrency, size.inflight_latency_s
     ideal = concurrency / latency_s
     with simulator(ctx, SCENARIO, latency_ms=latency_s * 1000) as port:
-        worker = _worker_run(ctx, port)
+        worker = _worker_run(ctx, port, "gevent")
+        threads = _worker_run(ctx, port, "threads")
         bare = run_bare_client(
             f"http://127.0.0.1:{port}/v1/chat/completions",
             triage_body(Settings()),
@@ -53,24 +56,29 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "latency_s": latency_s,
         "jobs": size.inflight_jobs,
         "worker": worker,
+        "threads_worker": threads,
         "bare_client": bare,
     }
     in_flight = f"{concurrency} in flight, {latency_s:g} s latency"
+    ideal_label = f"ideal: {concurrency} / {latency_s:g} s"
     result.rows = [
-        Row("inflight.efficiency", f"completed jobs/s, one worker, {in_flight}", "jobs/s",
-            worker["jobs_per_s"], f"ideal: {concurrency} / {latency_s:g} s", ideal,
-            EFFICIENCY_TARGET),
-        Row("inflight.bare", f"completed jobs/s, one worker, {in_flight}", "jobs/s",
+        Row("inflight.efficiency", f"completed jobs/s, one gevent worker, {in_flight}", "jobs/s",
+            worker["jobs_per_s"], ideal_label, ideal, EFFICIENCY_TARGET),
+        Row("inflight.bare", f"completed jobs/s, one gevent worker, {in_flight}", "jobs/s",
             worker["jobs_per_s"], "asyncio + httpx process, same calls", bare["calls_per_s"]),
-        Row("inflight.cpu", "worker CPU", "cores", worker["cores"],
+        Row("inflight.cpu", "gevent worker CPU", "cores", worker["cores"],
             "asyncio + httpx process CPU", bare["cores"], CPU_TARGET),
-        Row("inflight.rss", "worker peak RSS", "MiB", worker["max_rss_mib"],
+        Row("inflight.rss", "gevent worker peak RSS", "MiB", worker["max_rss_mib"],
             "asyncio + httpx process peak RSS", bare["max_rss_mib"]),
+        Row("inflight.threads", f"completed jobs/s, one threads worker, {in_flight}", "jobs/s",
+            threads["jobs_per_s"], ideal_label, ideal),
+        Row("inflight.threads_cpu", "threads worker CPU", "cores", threads["cores"],
+            "gevent worker CPU", worker["cores"]),
     ]  # fmt: skip
     return result
 
 
-def _worker_run(ctx: BenchContext, port: int) -> dict[str, Any]:
+def _worker_run(ctx: BenchContext, port: int, pool: str) -> dict[str, Any]:
     size = ctx.size
     with ctx.ledger(SCENARIO) as ledger:
         broker = ctx.redis_client()
@@ -81,7 +89,8 @@ def _worker_run(ctx: BenchContext, port: int) -> dict[str, Any]:
             client.close()
         env = ctx.fleet_env(ledger, port)
         try:
-            with agent_worker(ctx, SCENARIO, env, size.inflight_concurrency, ready=False) as worker:
+            slots = size.inflight_concurrency
+            with agent_worker(ctx, SCENARIO, env, slots, ready=False, pool=pool) as worker:
                 sampler = ProcessSampler(worker.popen.pid).start()
                 drain = wait_drained(broker, QUEUE, size.inflight_jobs, 600, worker)
                 sampler.stop()

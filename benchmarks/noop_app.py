@@ -8,6 +8,7 @@ the simulator's chat completions URL from BENCHMARKS_CHAT_URL and the JSON reque
 from the file BENCHMARKS_CHAT_BODY names.
 """
 
+import itertools
 import json
 import os
 import threading
@@ -25,6 +26,8 @@ CALL_QUEUE = "bench.call"
 CALL_TASK = "benchmarks.call"
 # Connections per client, as in the workers' client pool.
 CLIENT_CONNECTIONS = 32
+# Clients, taken in turn by threads or greenlets: 512 connections in all.
+CLIENTS = 16
 
 
 def create_noop_app(broker_url: str, set_as_current: bool = False) -> Celery:
@@ -45,23 +48,37 @@ def _noop() -> None:
     return None
 
 
+_clients: list[httpx.Client] = []
+_turn = itertools.count()
 _local = threading.local()
 _body: dict[str, Any] | None = None
 
 
 def _call() -> None:
     """POST the triage request to the simulator and parse the reply, with nothing else."""
+    response = _client().post(os.environ[CHAT_URL_VARIABLE], json=_request_body())
+    response.raise_for_status()
+    response.json()
+
+
+def _request_body() -> dict[str, Any]:
     global _body
     if _body is None:
         with open(os.environ[CHAT_BODY_VARIABLE], encoding="utf-8") as file:
             _body = json.load(file)
-    client = getattr(_local, "client", None)
+    return _body
+
+
+def _client() -> httpx.Client:
+    """Return the client of this thread or greenlet: the worker's clients are shared in
+    turn, as the agent workers' client pool shares them."""
+    client: httpx.Client | None = getattr(_local, "client", None)
     if client is None:
-        limits = httpx.Limits(max_connections=CLIENT_CONNECTIONS)
-        client = _local.client = httpx.Client(limits=limits)
-    response = client.post(os.environ[CHAT_URL_VARIABLE], json=_body)
-    response.raise_for_status()
-    response.json()
+        if not _clients:
+            limits = httpx.Limits(max_connections=CLIENT_CONNECTIONS)
+            _clients.extend(httpx.Client(limits=limits) for _ in range(CLIENTS))
+        client = _local.client = _clients[next(_turn) % CLIENTS]
+    return client
 
 
 app = create_noop_app(os.environ.get(BROKER_VARIABLE, "redis://127.0.0.1:6379/12"))

@@ -31,10 +31,13 @@ def create_app(settings: Settings) -> Celery:
         task_routes=(route_task,),
         task_default_queue=MAINTENANCE_QUEUE,
         task_create_missing_queues=False,
-        # Provider calls wait on the network, so threads hold many calls per process.
+        # Provider calls wait on the network, so threads hold many calls per process;
+        # `--pool gevent` on the command line holds them in greenlets instead.
         worker_pool="threads",
         worker_concurrency=settings.worker_concurrency,
-        worker_send_task_events=True,
+        # Three events per job cost a worker about a sixth of its CPU. Flower turns them on
+        # in the running workers by itself, so by default none are sent without it.
+        worker_send_task_events=settings.worker_task_events,
         task_send_sent_event=True,
         broker_connection_retry_on_startup=True,
         # After a broker restart the worker reconnects by itself, however long it takes.
@@ -57,6 +60,19 @@ def _check_before_consuming(
     check_worker((options or {}).get("queues"), known)
     concurrency = (options or {}).get("concurrency") or (conf.worker_concurrency if conf else None)
     runtime.pool_threads = int(concurrency) if concurrency else None
+    if conf is not None and runtime.pool_threads:
+        _allow_a_broker_connection_per_slot(conf, runtime.pool_threads)
+
+
+def _allow_a_broker_connection_per_slot(conf: Any, slots: int) -> None:
+    """Let every pool slot acknowledge its message at the same moment.
+
+    The gevent pool acknowledges in each task's greenlet, each over a connection of its
+    own, and kombu's Redis channel otherwise refuses more than ten at a time.
+    """
+    options = dict(conf.broker_transport_options or {})
+    options["max_connections"] = max(int(options.get("max_connections", 0)), slots + 10)
+    conf.broker_transport_options = options
 
 
 @signals.after_setup_logger.connect

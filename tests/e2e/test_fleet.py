@@ -1,5 +1,6 @@
-"""The whole fleet on the real Redis and PostgreSQL: simulator, Celery workers for two agents,
-510 jobs built from real consumer complaints for three tenants, then rollup and invoices."""
+"""The whole fleet on the real Redis and PostgreSQL: simulator, Celery workers for two agents
+(one with the threads pool, one with gevent), 510 jobs built from real consumer complaints
+for three tenants, then rollup and invoices."""
 
 import json
 import subprocess
@@ -31,6 +32,9 @@ pytestmark = pytest.mark.integration
 
 COMPLAINTS_PER_AGENT = 255
 AGENTS = ("triage", "summarize")
+POOLS = ("threads", "gevent")
+# How the worker's start-up banner names each pool.
+POOL_BANNERS = {"threads": "16 (thread)", "gevent": "16 (gevent)"}
 # Provider list prices per million tokens (input, output) of the models the two agents use.
 LIST_PRICES = {
     "gpt-4o-mini": (Decimal("0.15"), Decimal("0.60")),
@@ -59,10 +63,15 @@ def fleet(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[dict[st
         start_simulator(port, logs, latency_ms=20, jitter_ms=20, env=env)
     ]
     try:
-        workers = [start_worker(f"agent.{agent}", env, logs, concurrency=16) for agent in AGENTS]
+        # One agent's worker runs Celery's threads pool and the other's the gevent pool.
+        workers = [
+            start_worker(f"agent.{agent}", env, logs, concurrency=16, pool=pool)
+            for agent, pool in zip(AGENTS, POOLS, strict=True)
+        ]
         processes.extend(workers)
-        for worker in workers:
+        for worker, pool in zip(workers, POOLS, strict=True):
             wait_ready(worker)
+            assert POOL_BANNERS[pool] in worker.log_path.read_text(encoding="utf-8")
         yield env, port
     finally:
         for process in reversed(processes):

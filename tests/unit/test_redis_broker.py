@@ -1,12 +1,16 @@
-"""The Redis transport's restore of unacknowledged messages on a connection that is gone."""
+"""The Redis transport: restoring unacknowledged messages on a connection that is gone,
+and waking a consumer that waits for a free pool slot."""
 
+import threading
+import time
+from queue import Empty
 from typing import Any
 
 import pytest
 from kombu import Connection
 
 from agentfleet.fleet import broker_config
-from agentfleet.redis_broker import QoS, Transport
+from agentfleet.redis_broker import Poller, QoS, Transport
 from agentfleet.settings import Settings
 
 
@@ -46,3 +50,35 @@ def test_ack_on_closed_connection_warns(caplog: pytest.LogCaptureFixture) -> Non
     qos.reject("tag-3", requeue=True)
     assert "message tag-2 stays unacknowledged" in caplog.text
     assert "message tag-3 stays unacknowledged" in caplog.text
+
+
+def test_acknowledgement_ends_a_consumer_wait() -> None:
+    """A consumer without an event loop waits in ``get``; returning credit wakes it."""
+    poller = Poller()
+    ended: list[str] = []
+
+    def wait() -> None:
+        try:
+            poller.get(callback=None, timeout=60)
+        except Empty:
+            ended.append("empty")
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    try:
+        waiter.start()
+        while not poller._in_protected_read:
+            time.sleep(0.01)
+        poller.wake()
+        waiter.join(timeout=20)
+        assert ended == ["empty"]
+        poller.wake()
+        assert ended == ["empty"]
+    finally:
+        poller.close()
+
+
+def test_wake_without_a_consumer_wait_writes_nothing() -> None:
+    poller = Poller()
+    poller.wake()
+    assert poller.fds == {}
+    poller.close()

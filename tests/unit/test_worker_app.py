@@ -6,7 +6,7 @@ import pytest
 
 from agentfleet.settings import Settings
 from agents import MAINTENANCE_QUEUE, RUN_TASK_NAME, route_task
-from workers.app import ROLLUP_TASK_NAME, create_app
+from workers.app import ROLLUP_TASK_NAME, _allow_a_broker_connection_per_slot, create_app
 
 
 def test_app_routes_and_delivery_settings() -> None:
@@ -27,6 +27,18 @@ def test_app_routes_and_delivery_settings() -> None:
         "task": ROLLUP_TASK_NAME,
         "schedule": 60.0,
     }
+
+
+def test_task_events_are_sent_only_when_asked_for() -> None:
+    assert create_app(Settings()).conf.worker_send_task_events is False
+    assert create_app(Settings(worker_task_events=True)).conf.worker_send_task_events is True
+
+
+def test_every_pool_slot_gets_a_broker_connection() -> None:
+    app = create_app(Settings(broker_url="redis://127.0.0.1:6379/3"))
+    _allow_a_broker_connection_per_slot(app.conf, 500)
+    assert app.conf.broker_transport_options["max_connections"] == 510
+    assert app.conf.broker_transport_options["visibility_timeout"] == 3600
 
 
 def test_router_sends_jobs_to_agent_queue() -> None:
