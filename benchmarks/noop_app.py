@@ -49,6 +49,7 @@ def _noop() -> None:
 
 
 _clients: list[httpx.Client] = []
+_clients_lock = threading.Lock()
 _turn = itertools.count()
 _local = threading.local()
 _body: dict[str, Any] | None = None
@@ -70,14 +71,17 @@ def _request_body() -> dict[str, Any]:
 
 
 def _client() -> httpx.Client:
-    """Return the client of this thread or greenlet: the worker's clients are shared in
-    turn, as the agent workers' client pool shares them."""
+    """Return the client of this thread or greenlet. Clients are made as threads or
+    greenlets first need one, up to CLIENTS, then shared in turn, as the agent workers'
+    client pool shares its clients."""
     client: httpx.Client | None = getattr(_local, "client", None)
     if client is None:
-        if not _clients:
-            limits = httpx.Limits(max_connections=CLIENT_CONNECTIONS)
-            _clients.extend(httpx.Client(limits=limits) for _ in range(CLIENTS))
-        client = _local.client = _clients[next(_turn) % CLIENTS]
+        index = next(_turn) % CLIENTS
+        with _clients_lock:
+            while len(_clients) <= index:
+                limits = httpx.Limits(max_connections=CLIENT_CONNECTIONS)
+                _clients.append(httpx.Client(limits=limits))
+            client = _local.client = _clients[index]
     return client
 
 
