@@ -74,8 +74,8 @@ def _not_settled(delivery_tag: str, exc: AttributeError) -> None:
 class Poller(kombu_redis.MultiChannelPoller):
     """kombu's poller of the channels' sockets, with a pipe that ends a wait early.
 
-    The pipe is watched only by ``get``, the path of a consumer without an event loop;
-    a worker with an event loop polls the sockets itself and never reads the pipe.
+    Only ``get`` watches the pipe: it is the path of a consumer without an event loop. A
+    worker with an event loop polls the sockets itself and never reads the pipe.
     """
 
     def __init__(self) -> None:

@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> Celery:
         task_default_queue=MAINTENANCE_QUEUE,
         task_create_missing_queues=False,
         # Provider calls wait on the network, so threads hold many calls per process;
-        # `--pool gevent` on the command line holds them in greenlets instead.
+        # `--pool gevent` on the command line runs a greenlet per job instead.
         worker_pool="threads",
         worker_concurrency=settings.worker_concurrency,
         # Three events per job cost a worker about a sixth of its CPU. Flower turns them on
