@@ -52,6 +52,8 @@ def _setting_problem(error: Any) -> str:
     field, *path = (str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden" and field in NESTED_SETTINGS and path:
         message = _unknown_key(path[-1], NESTED_SETTINGS[field])
+    if error["type"] == "bool_parsing":
+        message = f"{error.get('input')!r} is not true or false; set true or false"
     name = f"AGENTFLEET_{field.upper()}"
     if all(re.fullmatch(r"\w+", part) for part in path):
         # Nested values are set as AGENTFLEET_FIELD__KEY__NAME.

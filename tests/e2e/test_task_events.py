@@ -1,5 +1,6 @@
-"""Celery task events on the real Redis: a worker sends none by default, and starts when a
-monitor sends the ``enable_events`` command, as Flower does."""
+"""Celery task events on the real Redis: a worker sends none by default, starts when a
+monitor sends the ``enable_events`` command, as Flower does, and stops on
+``disable_events``."""
 
 import threading
 from collections.abc import Iterator
@@ -73,7 +74,7 @@ def worker_env(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str
         simulator.stop()
 
 
-def test_worker_sends_task_events_once_a_monitor_asks(worker_env: dict[str, str]) -> None:
+def test_worker_sends_task_events_while_a_monitor_asks(worker_env: dict[str, str]) -> None:
     settings = Settings(
         database_url=worker_env["AGENTFLEET_DATABASE_URL"],
         broker_url=worker_env["AGENTFLEET_BROKER_URL"],
@@ -97,6 +98,11 @@ def test_worker_sends_task_events_once_a_monitor_asks(worker_env: dict[str, str]
         watched = client.submit("acme", "triage", JOB_INPUT).id
         assert client.wait([watched], timeout_s=60)[0].status == "succeeded"
         assert len(events.wait_for(1, timeout_s=30)) == 1
+
+        assert app.control.disable_events(reply=True, timeout=5)
+        quiet_again = client.submit("acme", "triage", JOB_INPUT).id
+        assert client.wait([quiet_again], timeout_s=60)[0].status == "succeeded"
+        assert len(events.wait_for(2, timeout_s=2)) == 1
     finally:
         events.close()
         client.close()

@@ -89,12 +89,22 @@ def test_worker_refuses_unknown_queue(tmp_path: Path) -> None:
     )
 
 
-def test_beat_names_itself_on_bad_config(tmp_path: Path) -> None:
-    done = start_celery(tmp_path, {"AGENTFLEET_MAX_ATTEMPTS": "0"}, "beat")
+@pytest.mark.parametrize("command", ["beat", "flower", "inspect"])
+def test_other_commands_name_themselves_on_bad_config(tmp_path: Path, command: str) -> None:
+    done = start_celery(tmp_path, {"AGENTFLEET_MAX_ATTEMPTS": "0"}, command)
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "agentfleet beat cannot start: invalid settings: AGENTFLEET_MAX_ATTEMPTS: Input should "
-        "be greater than or equal to 1"
+        f"agentfleet {command} cannot start: invalid settings: AGENTFLEET_MAX_ATTEMPTS: Input "
+        "should be greater than or equal to 1"
+    )
+
+
+def test_bad_switch_value_names_the_values(tmp_path: Path) -> None:
+    done = start_celery(tmp_path, {"AGENTFLEET_WORKER_TASK_EVENTS": "maybe"}, "worker")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "agentfleet worker cannot start: invalid settings: AGENTFLEET_WORKER_TASK_EVENTS: "
+        "'maybe' is not true or false; set true or false"
     )
 
 
