@@ -8,17 +8,54 @@ CPU that one large pool takes.
 
 import itertools
 import math
+import socket
+import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
+import httpcore._backends.sync as httpcore_sync
 import httpx
 
 CONNECTIONS_PER_CLIENT = 32
+
+
+def _readable_by_native_poll(poll: Callable[[], Any]) -> Callable[[socket.socket | None], bool]:
+    def is_socket_readable(sock: socket.socket | None) -> bool:
+        fileno = -1 if sock is None else sock.fileno()
+        if fileno < 0:
+            return True
+        poller = poll()
+        poller.register(fileno, 1)  # POLLIN
+        return bool(poller.poll(0))
+
+    return is_socket_readable
+
+
+def check_idle_connections_without_the_hub() -> None:
+    """Under gevent, let httpcore check its idle connections with the system's poll.
+
+    Before each request, httpcore asks whether each idle pooled connection has bytes
+    waiting (a closed connection has), with a zero-timeout poll. gevent's replacement
+    poll sets up and tears down a watcher in its hub for every such check, which took a
+    sixth of a gevent worker's CPU with 500 calls in flight. A zero-timeout poll never
+    blocks, so the system's own is safe in a greenlet.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("select"):
+        return
+    if not hasattr(httpcore_sync, "is_socket_readable"):
+        return
+    httpcore_sync.is_socket_readable = _readable_by_native_poll(
+        monkey.get_original("select", "poll")
+    )
 
 
 class ClientPool:
     """``connections`` connections in all, split over clients of at most 32 each."""
 
     def __init__(self, connections: int, timeout_s: float = 60.0) -> None:
+        check_idle_connections_without_the_hub()
         count = max(1, math.ceil(connections / CONNECTIONS_PER_CLIENT))
         per_client = math.ceil(connections / count)
         limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
