@@ -37,6 +37,19 @@ def describe(exc: BaseException, database_url: str | None) -> str | None:
     return None
 
 
+# Pydantic error types of a number out of range or not a number: the message names the limit
+# or the kind of number, and the value given is added before it.
+NUMBER_PROBLEMS = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "int_parsing",
+        "float_parsing",
+    }
+)
+
 # Settings whose values are objects with fixed keys, by the model of those objects.
 NESTED_SETTINGS: dict[str, type[BaseModel]] = {
     "agent_overrides": AgentOverride,
@@ -54,6 +67,8 @@ def _setting_problem(error: Any) -> str:
         message = _unknown_key(path[-1], NESTED_SETTINGS[field])
     if error["type"] == "bool_parsing":
         message = f"{error.get('input')!r} is not true or false; set true or false"
+    elif error["type"] in NUMBER_PROBLEMS:
+        message = f"{error.get('input')!r} is not allowed; {message[0].lower()}{message[1:]}"
     name = f"AGENTFLEET_{field.upper()}"
     if all(re.fullmatch(r"\w+", part) for part in path):
         # Nested values are set as AGENTFLEET_FIELD__KEY__NAME.

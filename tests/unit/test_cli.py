@@ -178,8 +178,8 @@ def test_invalid_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     result = run("jobs")
     assert result.exit_code == 1
     assert (
-        "invalid settings: AGENTFLEET_MAX_ATTEMPTS: Input should be greater than or equal to 1"
-        in result.stderr
+        "invalid settings: AGENTFLEET_MAX_ATTEMPTS: '0' is not allowed; input should be greater "
+        "than or equal to 1" in result.stderr
     )
 
 

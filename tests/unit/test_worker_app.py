@@ -67,7 +67,8 @@ def start_celery(
     [
         (
             {"AGENTFLEET_MAX_ATTEMPTS": "0"},
-            "invalid settings: AGENTFLEET_MAX_ATTEMPTS: Input should be greater than or equal to 1",
+            "invalid settings: AGENTFLEET_MAX_ATTEMPTS: '0' is not allowed; input should be "
+            "greater than or equal to 1",
         ),
         ({"AGENTFLEET_AGENTS_FILE": "missing.yaml"}, "agent catalog missing.yaml: file not found"),
         ({}, "no ledger at .agentfleet/ledger.db; run 'agentfleet db upgrade' to create it"),
@@ -94,8 +95,8 @@ def test_other_commands_name_themselves_on_bad_config(tmp_path: Path, command: s
     done = start_celery(tmp_path, {"AGENTFLEET_MAX_ATTEMPTS": "0"}, command)
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        f"agentfleet {command} cannot start: invalid settings: AGENTFLEET_MAX_ATTEMPTS: Input "
-        "should be greater than or equal to 1"
+        f"agentfleet {command} cannot start: invalid settings: AGENTFLEET_MAX_ATTEMPTS: '0' is "
+        "not allowed; input should be greater than or equal to 1"
     )
 
 
