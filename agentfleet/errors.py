@@ -37,9 +37,9 @@ def describe(exc: BaseException, database_url: str | None) -> str | None:
     return None
 
 
-# Pydantic error types of a number out of range or not a number: the message names the limit
-# or the kind of number, and the value given is added before it.
-NUMBER_PROBLEMS = frozenset(
+# Pydantic error types for a number that is out of range or not a number. Their message names
+# the limit or the kind of number, so the error adds only the value given.
+NUMBER_ERROR_TYPES = frozenset(
     {
         "greater_than",
         "greater_than_equal",
@@ -67,7 +67,7 @@ def _setting_problem(error: Any) -> str:
         message = _unknown_key(path[-1], NESTED_SETTINGS[field])
     if error["type"] == "bool_parsing":
         message = f"{error.get('input')!r} is not true or false; set true or false"
-    elif error["type"] in NUMBER_PROBLEMS:
+    elif error["type"] in NUMBER_ERROR_TYPES:
         message = f"{error.get('input')!r} is not allowed; {message[0].lower()}{message[1:]}"
     name = f"AGENTFLEET_{field.upper()}"
     if all(re.fullmatch(r"\w+", part) for part in path):

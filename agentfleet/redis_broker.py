@@ -9,11 +9,11 @@ Here both give up with a warning instead. The messages stay in Redis's unacknowl
 set, so the visibility timeout delivers them again, as after a worker crash. A job that
 already finished skips the copy.
 
-A worker with a green pool (gevent) has no event loop: its consumer waits in
-``drain_events``. Once every pool slot holds a message, kombu stops asking Redis for
-more and waits up to two seconds, so a worker whose jobs finish in less would take new
-ones only every two seconds. Here an acknowledgement that frees a slot wakes that wait
-at once, through a pipe the poller watches.
+A worker with a green pool (gevent) has no event loop, so its consumer waits in
+``drain_events``. Once every pool slot has a message, kombu stops reading from Redis and
+waits for up to two seconds, so such a worker took new jobs only every two seconds. Here
+an acknowledgement that frees a slot ends that wait at once, through a pipe the poller
+watches.
 """
 
 import contextlib
@@ -74,8 +74,8 @@ def _not_settled(delivery_tag: str, exc: AttributeError) -> None:
 class Poller(kombu_redis.MultiChannelPoller):
     """kombu's poller of the channels' sockets, with a pipe that ends a wait early.
 
-    Only ``get`` watches the pipe: it is the path of a consumer without an event loop. A
-    worker with an event loop polls the sockets itself and never reads the pipe.
+    Only ``get`` registers the pipe, because ``get`` is the path of a consumer without an
+    event loop. A worker with an event loop polls the sockets itself.
     """
 
     def __init__(self) -> None:
@@ -100,7 +100,7 @@ class Poller(kombu_redis.MultiChannelPoller):
         return super().get(callback, timeout)  # type: ignore[no-untyped-call]
 
     def wake(self) -> None:
-        """End the wait of ``get``, if it is waiting."""
+        """End the current wait of ``get``; do nothing when ``get`` is not waiting."""
         if self._wake_write is None or self._woken or not self._in_protected_read:
             return
         self._woken = True

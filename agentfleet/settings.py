@@ -216,7 +216,8 @@ class Settings(BaseSettings):
     )
     worker_task_events: bool = Field(
         default=False,
-        description="send Celery task events even while no monitor such as Flower asks for them",
+        description="send Celery task events from the start, not only once a monitor such as "
+        "Flower turns them on",
     )
     http_max_connections: int = Field(
         default=100,

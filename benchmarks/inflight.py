@@ -2,9 +2,9 @@
 fixed latency, against the ideal rate (calls in flight / latency) and against a bare
 asyncio + httpx process with the same calls in flight.
 
-The worker runs Celery's gevent pool with a greenlet per call in flight, as a fleet
-holding hundreds of calls per process is run; a second drain runs the threads pool with a
-thread per call. A worker's rate counts completions once every slot is busy (the first
+The worker runs Celery's gevent pool with a greenlet per call in flight, which is how a
+fleet with hundreds of calls per process is run. A second drain runs the threads pool
+with a thread per call. A worker's rate counts completions once every slot is busy (the first
 and last latency cycle are left out); the bare process counts the same way. CPU is the
 worker's over the whole drain.
 """

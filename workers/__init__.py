@@ -6,12 +6,12 @@ from agentfleet.errors import describe
 from agentfleet.settings import get_settings
 from workers.app import create_app
 
-COMMANDS = ("worker", "beat", "flower", "inspect", "control", "events", "status", "purge")
+CELERY_COMMANDS = ("worker", "beat", "flower", "inspect", "control", "events", "status", "purge")
 
 
 def _celery_command(args: list[str]) -> str:
-    """Name the celery command being started, ``worker`` when none is recognised."""
-    return next((arg for arg in args if arg in COMMANDS), "worker")
+    """Return the celery command in ``args``, or ``worker`` when none is found."""
+    return next((arg for arg in args if arg in CELERY_COMMANDS), "worker")
 
 
 try:

@@ -35,8 +35,8 @@ def create_app(settings: Settings) -> Celery:
         # `--pool gevent` on the command line runs a greenlet per job instead.
         worker_pool="threads",
         worker_concurrency=settings.worker_concurrency,
-        # Three events per job cost a worker about a sixth of its CPU. Flower turns them on
-        # in the running workers by itself, so by default none are sent without it.
+        # Three events per job took about a sixth of a worker's CPU in a profile. Flower
+        # turns them on in running workers, so by default none are sent without it.
         worker_send_task_events=settings.worker_task_events,
         task_send_sent_event=True,
         broker_connection_retry_on_startup=True,
@@ -65,10 +65,10 @@ def _check_before_consuming(
 
 
 def _allow_a_broker_connection_per_slot(conf: Any, slots: int) -> None:
-    """Let every pool slot acknowledge its message at the same moment.
+    """Raise the broker's connection limit so every pool slot can acknowledge at once.
 
-    The gevent pool acknowledges in each task's greenlet, each over a connection of its
-    own, and kombu's Redis channel otherwise refuses more than ten at a time.
+    The gevent pool acknowledges from each task's greenlet, each over its own connection.
+    kombu's Redis channel allows ten connections by default and raises on the eleventh.
     """
     options = dict(conf.broker_transport_options or {})
     options["max_connections"] = max(int(options.get("max_connections", 0)), slots + 10)

@@ -29,7 +29,7 @@ class EventLog:
         self.succeeded: list[str] = []
         self.changed = threading.Condition()
         self.listening = threading.Event()
-        self.heard = threading.Event()
+        self.heartbeat_seen = threading.Event()
         self.thread = threading.Thread(target=self._receive, daemon=True)
 
     def _receive(self) -> None:
@@ -38,7 +38,7 @@ class EventLog:
                 connection,
                 handlers={
                     "task-succeeded": self._on_succeeded,
-                    "worker-heartbeat": lambda _: self.heard.set(),
+                    "worker-heartbeat": lambda _: self.heartbeat_seen.set(),
                 },
             )
             self.listening.set()
@@ -74,7 +74,7 @@ def worker_env(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str
         simulator.stop()
 
 
-def test_worker_sends_task_events_while_a_monitor_asks(worker_env: dict[str, str]) -> None:
+def test_task_events_follow_monitor_commands(worker_env: dict[str, str]) -> None:
     settings = Settings(
         database_url=worker_env["AGENTFLEET_DATABASE_URL"],
         broker_url=worker_env["AGENTFLEET_BROKER_URL"],
@@ -87,7 +87,7 @@ def test_worker_sends_task_events_while_a_monitor_asks(worker_env: dict[str, str
     events.thread.start()
     assert events.listening.wait(timeout=10)
     # A worker heartbeat arriving shows the receiver is subscribed before the first job.
-    assert events.heard.wait(timeout=30)
+    assert events.heartbeat_seen.wait(timeout=30)
     try:
         quiet = client.submit("acme", "triage", JOB_INPUT).id
         assert client.wait([quiet], timeout_s=60)[0].status == "succeeded"

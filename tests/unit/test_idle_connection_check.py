@@ -1,5 +1,5 @@
-"""The check httpcore makes on idle pooled connections, done with the system's poll when
-gevent has replaced it."""
+"""httpcore's check of idle pooled connections, made with the system's poll when gevent
+has patched the select module."""
 
 import select
 import socket
@@ -9,7 +9,7 @@ import sys
 from workers.providers.pool import _readable_by_native_poll
 
 
-def test_native_check_tells_waiting_bytes_and_closed_peers() -> None:
+def test_native_check_finds_readable_sockets() -> None:
     is_readable = _readable_by_native_poll(select.poll)
     ours, peer = socket.socketpair()
     try:
@@ -46,6 +46,6 @@ def _unchanged(patch: str) -> bool:
     return done.stdout.strip() == "True"
 
 
-def test_check_is_replaced_only_under_gevent() -> None:
+def test_check_replaced_only_under_gevent() -> None:
     assert _unchanged("") is True
     assert _unchanged("from gevent import monkey; monkey.patch_all()") is False

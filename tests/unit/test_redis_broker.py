@@ -52,8 +52,8 @@ def test_ack_on_closed_connection_warns(caplog: pytest.LogCaptureFixture) -> Non
     assert "message tag-3 stays unacknowledged" in caplog.text
 
 
-def test_acknowledgement_ends_a_consumer_wait() -> None:
-    """A consumer without an event loop waits in ``get``; returning credit wakes it."""
+def test_wake_ends_consumer_wait() -> None:
+    """A consumer without an event loop waits in ``get``, and ``wake`` ends the wait."""
     poller = Poller()
     ended: list[str] = []
 
@@ -77,7 +77,7 @@ def test_acknowledgement_ends_a_consumer_wait() -> None:
         poller.close()
 
 
-def test_wake_without_a_consumer_wait_writes_nothing() -> None:
+def test_wake_before_any_wait_is_ignored() -> None:
     poller = Poller()
     poller.wake()
     assert poller.fds == {}

@@ -29,12 +29,12 @@ def test_app_routes_and_delivery_settings() -> None:
     }
 
 
-def test_task_events_are_sent_only_when_asked_for() -> None:
+def test_task_events_off_by_default() -> None:
     assert create_app(Settings()).conf.worker_send_task_events is False
     assert create_app(Settings(worker_task_events=True)).conf.worker_send_task_events is True
 
 
-def test_every_pool_slot_gets_a_broker_connection() -> None:
+def test_broker_connection_per_pool_slot() -> None:
     app = create_app(Settings(broker_url="redis://127.0.0.1:6379/3"))
     _allow_a_broker_connection_per_slot(app.conf, 500)
     assert app.conf.broker_transport_options["max_connections"] == 510
@@ -91,7 +91,7 @@ def test_worker_refuses_unknown_queue(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["beat", "flower", "inspect"])
-def test_other_commands_name_themselves_on_bad_config(tmp_path: Path, command: str) -> None:
+def test_bad_config_names_celery_command(tmp_path: Path, command: str) -> None:
     done = start_celery(tmp_path, {"AGENTFLEET_MAX_ATTEMPTS": "0"}, command)
     assert done.returncode == 2
     assert done.stderr.strip() == (
@@ -100,7 +100,7 @@ def test_other_commands_name_themselves_on_bad_config(tmp_path: Path, command: s
     )
 
 
-def test_bad_switch_value_names_the_values(tmp_path: Path) -> None:
+def test_bad_boolean_setting_message(tmp_path: Path) -> None:
     done = start_celery(tmp_path, {"AGENTFLEET_WORKER_TASK_EVENTS": "maybe"}, "worker")
     assert done.returncode == 2
     assert done.stderr.strip() == (
