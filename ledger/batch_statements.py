@@ -2,12 +2,12 @@
 the number of jobs in the batch.
 
 Each statement takes the batch as arrays, one per column, and turns them into rows with
-``unnest``. The SQL text never changes with the batch size, so SQLAlchemy compiles it
-once and psycopg prepares it on the server after a few runs. A lock on the jobs' rows,
-taken in id order, comes first in the claim and the completion, so two batches that share
-a job wait for each other instead of deadlocking. The caller handles what these
-statements leave out (a job held by another delivery, a retried write), as the
-single-job functions do.
+``unnest``. The SQL text does not change with the batch size, so SQLAlchemy compiles it
+once and psycopg prepares it on the server from its sixth run (psycopg's default
+``prepare_threshold`` is 5). The claim and the completion first lock the jobs' rows in id
+order, so two batches that share a job wait for each other instead of deadlocking. The
+caller handles the requests these statements leave out, such as a job held by another
+delivery or a retried write, with the single-job functions.
 """
 
 import json
@@ -118,7 +118,7 @@ def claim_free_jobs(
     session: Session, ids: Sequence[str], tokens: Sequence[str], deadlines: Sequence[datetime],
     now: datetime,
 ) -> list[Any]:  # fmt: skip
-    """Claim the jobs that no delivery holds; return their rows, with the claim token."""
+    """Claim the jobs that no delivery holds and return their rows with the claim token."""
     params = {"ids": list(ids), "tokens": list(tokens), "deadlines": list(deadlines), "now": now}
     return list(session.execute(_CLAIM_FREE, params))
 
@@ -137,7 +137,7 @@ def open_new_attempts(
 def complete(
     session: Session, completions: Sequence[tuple[ClaimedJob, CallRecord, Any]], now: datetime
 ) -> tuple[set[str], set[str]]:
-    """Finish the running jobs and store the calls' usage; return the ids of the jobs
+    """Finish the running jobs and store the calls' usage. Return the ids of the jobs
     finished and the attempt ids whose usage rows were stored."""
     cost_of = _COST_TYPE.process_bind_param
     dialect = session.get_bind().dialect
