@@ -3,11 +3,12 @@
 Each function takes the requests of several jobs and returns one result per request in
 order, the same result the single-job functions would give run one after the other. On
 PostgreSQL the common case of every request is one set-based statement for all of them
-(see ``ledger.batch_statements``). A request that the common case
-does not cover falls back to the single-job function in the same transaction. Such
-requests are a job held by another delivery, a write retried after a lost commit, and
-a second request for a job already in the batch. On SQLite each request runs the
-single-job function.
+(see ``ledger.batch_statements``), also for a single attempt or completion, which the
+single-job functions write in two or three statements. A claim of one job runs
+``claim_job``, one statement as well. A request that the common case does not cover
+falls back to the single-job function in the same transaction. Such requests are a job
+held by another delivery, a write retried after a lost commit, and a second request for
+a job already in the batch. On SQLite each request runs the single-job function.
 """
 
 from collections.abc import Callable, Sequence
@@ -91,7 +92,7 @@ def _claim_free_jobs(
 def open_attempts(session: Session, requests: Sequence[AttemptRequest]) -> list[str]:
     """Write each request's attempt row as ``open_attempt`` does, and return the ids."""
     opened: set[str] = set()
-    if _postgres(session) and len(requests) > 1:
+    if _postgres(session):
         opened = _open_new_attempts(session, _first_per_job(requests, lambda r: r.job_id))
     return [
         r.attempt_id
@@ -109,7 +110,7 @@ def _open_new_attempts(session: Session, requests: Sequence[AttemptRequest]) -> 
 
 def complete_jobs(session: Session, completions: Sequence[Completion]) -> list[bool]:
     """Store each job's result and bill its call as ``complete_job`` does."""
-    if not _postgres(session) or len(completions) < 2:
+    if not _postgres(session):
         return [complete_job(session, c.job, c.call, c.result) for c in completions]
     firsts = _first_per_job(completions, lambda c: c.job.id)
     finished, billed = batch_statements.complete(
