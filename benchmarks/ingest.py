@@ -7,7 +7,10 @@ LedgerWriter from a pool of threads as in a worker, so that the writes waiting a
 same time share a transaction and, on PostgreSQL, set-based statements (the commit
 group). A second figure times only the
 complete_job step, for jobs already claimed with their attempt open; a third runs the
-full path with each write committed alone (AGENTFLEET_LEDGER_BATCH_MAX=1). COPY writes
+full path with each write committed alone (AGENTFLEET_LEDGER_BATCH_MAX=1). A fourth runs
+the same three writes of STATEMENT_BATCH jobs at a time from one thread, in one
+transaction per batch and without the hand-over to a writer thread: what the database
+work of the path allows. COPY writes
 only the usage rows, for jobs and attempts inserted beforehand, and checks the same
 foreign keys and unique indexes.
 """
@@ -20,12 +23,20 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from sqlalchemy.orm import Session
 
 from benchmarks.chat import MODEL
 from benchmarks.context import AGENT, TENANT, BenchContext, Ledger
 from benchmarks.results import Row, ScenarioResult, Target
 from benchmarks.synthetic import PROVIDER, insert_running_jobs
-from ledger.batches import AttemptRequest, ClaimRequest, Completion
+from ledger.batches import (
+    AttemptRequest,
+    ClaimRequest,
+    Completion,
+    claim_jobs,
+    complete_jobs,
+    open_attempts,
+)
 from ledger.calls import CallRecord
 from ledger.claims import ClaimedJob
 from ledger.db import transaction
@@ -42,6 +53,7 @@ TIME_LIMIT_S = 120.0
 RETRY_S = 60.0
 INSERT_CHUNK = 1_000
 BATCH_MAX = 64
+STATEMENT_BATCH = 50
 USAGE = TokenUsage(input_tokens=180, output_tokens=40)
 RESULT = {"product": "credit_reporting", "issue_category": "incorrect_information",
           "urgency": "high", "rationale": "identity theft"}  # fmt: skip
@@ -68,12 +80,15 @@ def run(ctx: BenchContext) -> ScenarioResult:
             group.close()
         group_stats = {"batches": group.batches, "writes": group.writes}
         unbatched = _full_path_rate(alone, ledger, prices, size.ingest_rows, threads)
+        statements = _statements_rate(ledger, prices, size.ingest_rows)
         copy = _copy_rate(ledger, size.ingest_copy_rows)
     result = ScenarioResult(SCENARIO, "Ledger ingest")
     result.details = {"rows": size.ingest_rows, "copy_rows": size.ingest_copy_rows,
                       "threads": threads, "commit_group": group_stats,
                       "rows_per_s": {"worker_path": full_path, "complete_job_only": record_only,
-                                     "each_write_alone": unbatched, "copy": copy}}  # fmt: skip
+                                     "each_write_alone": unbatched,
+                                     "statements_one_thread": statements,
+                                     "copy": copy}}  # fmt: skip
     label = f"{threads} threads"
     result.rows = [
         Row("ingest.worker_path", f"claim, open attempt, complete: {label}", "rows/s",
@@ -82,6 +97,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
             "psycopg COPY of usage rows", copy),
         Row("ingest.each_write_alone", f"claim, open attempt, complete, each write its own "
             f"transaction: {label}", "rows/s", unbatched, "psycopg COPY of usage rows", copy),
+        Row("ingest.statements", f"claim, open attempt, complete: {STATEMENT_BATCH} jobs a "
+            "transaction, one thread", "rows/s", statements, "psycopg COPY of usage rows", copy),
     ]  # fmt: skip
     return result
 
@@ -110,6 +127,34 @@ def _record_only_rate(
     with ThreadPoolExecutor(threads) as pool:
         prepared = list(pool.map(prepare, job_ids))
     return _timed_rate(lambda item: _complete(writer, prices, *item), prepared, threads)
+
+
+def _statements_rate(ledger: Ledger, prices: PriceBook, rows: int) -> float:
+    """Run the three writes of STATEMENT_BATCH jobs at a time in one transaction per batch,
+    from this thread, and return usage rows/s."""
+    job_ids = _queued_jobs(ledger, rows)
+    started = time.perf_counter()
+    for start in range(0, rows, STATEMENT_BATCH):
+        with transaction(ledger.sessions) as session:
+            _write_batch(session, prices, job_ids[start : start + STATEMENT_BATCH])
+    return rows / (time.perf_counter() - started)
+
+
+def _write_batch(session: Session, prices: PriceBook, job_ids: list[str]) -> None:
+    claims = claim_jobs(
+        session, [ClaimRequest(job_id, TIME_LIMIT_S, str(uuid.uuid4())) for job_id in job_ids]
+    )
+    jobs = [job for job in claims if isinstance(job, ClaimedJob)]
+    requests = [AttemptRequest(job.id, PROVIDER, MODEL, str(uuid.uuid4())) for job in jobs]
+    attempt_ids = open_attempts(session, requests)
+    at = utcnow()
+    cost = prices.cost(PROVIDER, MODEL, USAGE, at)
+    completions = [
+        Completion(job, CallRecord(attempt_id, PROVIDER, MODEL, USAGE, cost, at), RESULT)
+        for job, attempt_id in zip(jobs, attempt_ids, strict=True)
+    ]
+    if len(jobs) != len(job_ids) or not all(complete_jobs(session, completions)):
+        raise RuntimeError(f"a batch of {len(job_ids)} jobs was not completed in full")
 
 
 def _claim(writer: LedgerWriter, job_id: str) -> ClaimedJob:
