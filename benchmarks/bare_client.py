@@ -2,7 +2,14 @@
 
 It is the baseline of the in-flight and memory scenarios: the same requests as a worker
 sends, to the same simulator, with nothing else around them. It prints one JSON object:
-calls/s once every slot is busy, CPU cores used, and RSS before and at its peak.
+calls/s once every slot is busy, CPU cores used, RSS before and at its peak, and the
+calls sent again.
+
+The simulator's server closes a connection after 5 s without a request (uvicorn's
+keep-alive timeout). A connection can wait that long in this client's pool when the
+client is short of CPU, and a request sent on it as the server closes it fails with
+ReadError or RemoteProtocolError. Such a request is sent again, on a new connection,
+as an HTTP client with retries would.
 
     python -m benchmarks.bare_client --url URL --body FILE --concurrency 500 --calls 3000
 """
@@ -20,27 +27,42 @@ import httpx
 from benchmarks.stats import steady_rate
 
 KIB = 1024
+SEND_AGAIN_AFTER = (httpx.ReadError, httpx.RemoteProtocolError)
+MAX_SENDS = 3
 
 
 async def hold_calls(
     url: str, body: dict[str, Any], concurrency: int, calls: int, timeout_s: float
-) -> list[float]:
-    """Make ``calls`` POSTs with at most ``concurrency`` in flight; return their finish times."""
+) -> tuple[list[float], int]:
+    """Make ``calls`` POSTs with at most ``concurrency`` in flight. Return their finish
+    times and the number of requests sent again."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Authorization": "Bearer simulator"}
     finished: list[float] = []
+    sent_again = 0
     slots = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=timeout_s) as http:
 
         async def call() -> None:
+            nonlocal sent_again
             async with slots:
-                response = await http.post(url, json=body, headers=headers)
-                response.raise_for_status()
-                response.json()
+                for send in range(1, MAX_SENDS + 1):
+                    try:
+                        await _post(http, url, body)
+                        break
+                    except SEND_AGAIN_AFTER:
+                        if send == MAX_SENDS:
+                            raise
+                        sent_again += 1
                 finished.append(time.time())
 
         await asyncio.gather(*(call() for _ in range(calls)))
-    return finished
+    return finished, sent_again
+
+
+async def _post(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> None:
+    response = await http.post(url, json=body, headers={"Authorization": "Bearer simulator"})
+    response.raise_for_status()
+    response.json()
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:
@@ -48,7 +70,9 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     idle_rss_kib = _status_kib("VmRSS")
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.time()
-    finished = asyncio.run(hold_calls(args.url, body, args.concurrency, args.calls, args.timeout))
+    finished, sent_again = asyncio.run(
+        hold_calls(args.url, body, args.concurrency, args.calls, args.timeout)
+    )
     elapsed = time.time() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -58,6 +82,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         "cores": cpu_s / elapsed,
         "idle_rss_mib": idle_rss_kib / KIB,
         "max_rss_mib": _status_kib("VmHWM") / KIB,
+        "sent_again": sent_again,
     }
 
 
