@@ -5,8 +5,10 @@ Each statement takes the batch as arrays, one per column, and turns them into ro
 ``unnest``. The SQL text does not change with the batch size, so SQLAlchemy compiles it
 once and psycopg prepares it on the server from its sixth run (psycopg's default
 ``prepare_threshold`` is 5). The claim and the completion first lock the jobs' rows in id
-order, so two batches that share a job wait for each other instead of deadlocking. The
-caller handles the requests these statements leave out, such as a job held by another
+order, so two batches that share a job wait for each other instead of deadlocking. That
+lock selects by primary key alone: with a condition on ``status`` beside it, PostgreSQL
+can scan the status index for every queued job when the table's statistics are older
+than its rows. The caller handles the requests these statements leave out, such as a job held by another
 delivery or a retried write, with the single-job functions.
 """
 
