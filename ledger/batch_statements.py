@@ -8,8 +8,8 @@ once and psycopg prepares it on the server from its sixth run (psycopg's default
 order, so two batches that share a job wait for each other instead of deadlocking. That
 lock selects by primary key alone: with a condition on ``status`` beside it, PostgreSQL
 can scan the status index for every queued job when the table's statistics are older
-than its rows. The caller handles the requests these statements leave out, such as a job held by another
-delivery or a retried write, with the single-job functions.
+than its rows. The caller handles the requests these statements leave out, such as a
+job held by another delivery or a retried write, with the single-job functions.
 """
 
 import json
