@@ -128,7 +128,7 @@ def simulator(
     Anthropic Messages at /v1/messages, with GET /stats of everything it served."""
     from simulator.app import SimulatorConfig
     from simulator.faults import ScriptError, load_script, parse_rates
-    from simulator.server import serve
+    from simulator.server import listen_error, serve
 
     try:
         rates = parse_rates(list(faults))
@@ -136,6 +136,9 @@ def simulator(
             load_script(script)
     except (ValueError, ScriptError) as exc:
         raise click.BadParameter(str(exc)) from None
+    if (error := listen_error(host, port)) is not None:
+        option, message = error
+        raise click.BadParameter(message, param_hint=option)
     config = SimulatorConfig(
         latency_ms, jitter_ms, seed, rates, script, retry_after_s, retry_after_style, slow_ms
     )

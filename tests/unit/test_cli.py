@@ -1,4 +1,5 @@
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -388,3 +389,16 @@ def test_settings_mistakes_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
         "invalid settings: model_aliases['fast'] target 'nope'; expected 'provider:model'"
         in alias.stderr
     )
+
+
+def test_simulator_busy_port_is_named() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = CliRunner().invoke(cli, ["simulator", "--port", str(port)])
+
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "choose another port" in result.output
+    assert "simulator on" not in result.output
