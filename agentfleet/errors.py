@@ -1,6 +1,7 @@
 """Turn the errors a user can cause into one-line messages instead of tracebacks."""
 
 import difflib
+import json
 import re
 from typing import Any
 
@@ -29,12 +30,22 @@ def describe(exc: BaseException, database_url: str | None) -> str | None:
     if isinstance(exc, ValidationError):
         return "invalid settings: " + "; ".join(_setting_problem(error) for error in exc.errors())
     if isinstance(exc, SettingsError):
-        match = re.search(r'field "(\w+)"', str(exc))
-        name = f"AGENTFLEET_{match.group(1).upper()}" if match else "a JSON setting"
-        return f"invalid settings: {name} is not valid JSON"
+        return _json_setting_problem(exc)
     if isinstance(exc, (OperationalError, ProgrammingError)):
         return _database_problem(exc, database_url)
     return None
+
+
+def _json_setting_problem(exc: SettingsError) -> str:
+    match = re.search(r'field "(\w+)"', str(exc))
+    name = f"AGENTFLEET_{match.group(1).upper()}" if match else "a JSON setting"
+    cause = exc.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        return (
+            f"invalid settings: {name} is not valid JSON: {cause.msg} at line {cause.lineno} "
+            f"column {cause.colno}"
+        )
+    return f"invalid settings: {name} is not valid JSON"
 
 
 # Pydantic error types for a number that is out of range or not a number. Their message names

@@ -95,8 +95,9 @@ def test_setting_errors_name_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTFLEET_RATE_LIMITS", '{"openai:gpt-4o-mini": {"rpm": 5}')
     with pytest.raises(Exception) as broken:
         Settings()
-    assert (
-        describe(broken.value, None) == "invalid settings: AGENTFLEET_RATE_LIMITS is not valid JSON"
+    assert describe(broken.value, None) == (
+        "invalid settings: AGENTFLEET_RATE_LIMITS is not valid JSON: Expecting ',' delimiter "
+        "at line 1 column 34"
     )
     monkeypatch.setenv("AGENTFLEET_RATE_LIMITS", '{"openai:gpt-4o-mini": 5}')
     with pytest.raises(ValidationError) as wrong:
