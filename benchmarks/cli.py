@@ -12,7 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import redis
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from benchmarks import (
     client_overhead,
@@ -133,6 +136,62 @@ def read_results(path: Path) -> dict[str, Any]:
     return results
 
 
+def check_output(path: Path) -> None:
+    """Exit with a message before any scenario runs when ``path`` cannot take the results."""
+    if path.is_dir():
+        raise SystemExit(f"--output {path} is a folder; give a file, such as {path}/results.json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise SystemExit(
+            f"cannot create the folder of --output {path}: a part of its path is a file; give "
+            "a path in a folder"
+        ) from None
+    except OSError as exc:
+        raise SystemExit(
+            f"cannot create the folder of --output {path}: {exc.strerror}; give a path in a "
+            "folder you can write to"
+        ) from None
+    if not os.access(path.parent, os.W_OK):
+        raise SystemExit(f"cannot write to {path.parent}; give --output a folder you can write to")
+
+
+def check_servers(pg_url: str, redis_url: str) -> None:
+    """Exit with a message naming the option when PostgreSQL or Redis cannot be reached."""
+    try:
+        with psycopg.connect(_psycopg_url(pg_url), connect_timeout=5):
+            pass
+    except (psycopg.Error, ArgumentError) as exc:
+        raise SystemExit(
+            f"cannot connect to PostgreSQL at {_shown(pg_url)}: {_first_line(exc)}; start "
+            "PostgreSQL or correct --pg-url"
+        ) from None
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=5).ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise SystemExit(
+            f"cannot connect to Redis at {_shown(redis_url)}: {_first_line(exc)}; start Redis "
+            "or correct --redis-url"
+        ) from None
+
+
+def _psycopg_url(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(False)
+
+
+def _shown(url: str) -> str:
+    """Return ``url`` with any password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.markdown:
@@ -143,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     names = selected_scenarios(args.only)
+    check_output(args.output)
+    check_servers(args.pg_url, args.redis_url)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="agentfleet-bench-"))
     ctx = BenchContext(SIZES[args.size], args.pg_url, args.database_prefix, args.redis_url,
                        workdir)  # fmt: skip
@@ -160,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_suite(ctx: BenchContext, names: list[str], output: Path) -> dict[str, Any]:
     """Run the scenarios in order, rewriting ``output`` after each one."""
     started = time.monotonic()
-    pg_url = make_url(ctx.pg_url).set(drivername="postgresql").render_as_string(False)
+    pg_url = _psycopg_url(ctx.pg_url)
     results: dict[str, Any] = {
         "suite": "agentfleet benchmarks",
         "size": ctx.size.name,

@@ -2,6 +2,7 @@
 
 import json
 import math
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from benchmarks.cli import SCENARIOS
+from benchmarks.cli import SCENARIOS, main
 
 pytestmark = pytest.mark.integration
 
@@ -62,3 +63,18 @@ def test_only_runs_selected_scenario(pg_url: str, redis_url: str, tmp_path: Path
     assert markdown.splitlines()[2].startswith("| scenario |")
     assert "| client_overhead.p50 |" in markdown
     assert "| client_overhead.p99 |" in markdown
+
+
+def test_unreachable_redis_names_option(pg_url: str, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["--size", "tiny", "--pg-url", pg_url, "--redis-url", f"redis://127.0.0.1:{port}/6",
+            "--output", str(tmp_path / "results.json")]  # fmt: skip
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+
+    message = str(stopped.value.code)
+    assert message.startswith(f"cannot connect to Redis at redis://127.0.0.1:{port}/6: ")
+    assert message.endswith("start Redis or correct --redis-url")
+    assert not (tmp_path / "results.json").exists()
