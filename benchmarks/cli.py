@@ -27,7 +27,7 @@ from benchmarks import (
     rollup,
     throughput,
 )
-from benchmarks.context import BenchContext
+from benchmarks.context import BenchContext, psycopg_url
 from benchmarks.machine import describe_machine
 from benchmarks.report import markdown_table, text_table
 from benchmarks.results import ScenarioResult
@@ -137,7 +137,7 @@ def read_results(path: Path) -> dict[str, Any]:
 
 
 def check_output(path: Path) -> None:
-    """Exit with a message before any scenario runs when ``path`` cannot take the results."""
+    """Exit with a message, before any scenario runs, when ``path`` cannot be written."""
     if path.is_dir():
         raise SystemExit(f"--output {path} is a folder; give a file, such as {path}/results.json")
     try:
@@ -159,7 +159,7 @@ def check_output(path: Path) -> None:
 def check_servers(pg_url: str, redis_url: str) -> None:
     """Exit with a message naming the option when PostgreSQL or Redis cannot be reached."""
     try:
-        with psycopg.connect(_psycopg_url(pg_url), connect_timeout=5):
+        with psycopg.connect(psycopg_url(pg_url), connect_timeout=5):
             pass
     except (psycopg.Error, ArgumentError) as exc:
         raise SystemExit(
@@ -173,10 +173,6 @@ def check_servers(pg_url: str, redis_url: str) -> None:
             f"cannot connect to Redis at {_shown(redis_url)}: {_first_line(exc)}; start Redis "
             "or correct --redis-url"
         ) from None
-
-
-def _psycopg_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(False)
 
 
 def _shown(url: str) -> str:
@@ -221,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_suite(ctx: BenchContext, names: list[str], output: Path) -> dict[str, Any]:
     """Run the scenarios in order, rewriting ``output`` after each one."""
     started = time.monotonic()
-    pg_url = _psycopg_url(ctx.pg_url)
+    pg_url = psycopg_url(ctx.pg_url)
     results: dict[str, Any] = {
         "suite": "agentfleet benchmarks",
         "size": ctx.size.name,

@@ -65,7 +65,7 @@ class BenchContext:
     def ledger(self, scenario: str, pool_size: int = 10) -> Iterator[Ledger]:
         """Create a ledger database for one scenario and drop it afterwards."""
         name = f"{self.database_prefix}_{scenario}"
-        admin = _psycopg_url(self.pg_url)
+        admin = psycopg_url(self.pg_url)
         _recreate_database(admin, name)
         url = make_url(self.pg_url).set(drivername="postgresql+psycopg", database=name)
         engine = make_engine(url.render_as_string(False), pool_size=pool_size)
@@ -102,7 +102,8 @@ def _python_path() -> str:
     return f"{REPO_ROOT}{os.pathsep}{current}" if current else str(REPO_ROOT)
 
 
-def _psycopg_url(url: str) -> str:
+def psycopg_url(url: str) -> str:
+    """Return ``url`` in the form psycopg connects with (no SQLAlchemy driver name)."""
     return make_url(url).set(drivername="postgresql").render_as_string(False)
 
 

@@ -21,13 +21,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from ledger.calls import USAGE, CallRecord
-from ledger.claims import CLAIMED_COLUMNS, JOBS, ClaimedJob
+from ledger.claims import CLAIMABLE, CLAIMED_COLUMNS, JOBS, ClaimedJob
 from ledger.models import AttemptStatus, JobStatus
 from ledger.types import ExactDecimal
 
 RUNNING = JobStatus.RUNNING.value
 _COST_TYPE = cast(ExactDecimal, USAGE.cost.type)
-CLAIMABLE_SQL = f"('{JobStatus.QUEUED.value}', '{JobStatus.RUNNING.value}')"
+CLAIMABLE_SQL = "(" + ", ".join(f"'{status}'" for status in CLAIMABLE) + ")"
 
 # Claims the jobs that no delivery holds: queued, or released to wait.
 _CLAIM_FREE = text(f"""

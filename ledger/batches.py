@@ -92,8 +92,10 @@ def _claim_free_jobs(
 def open_attempts(session: Session, requests: Sequence[AttemptRequest]) -> list[str]:
     """Write each request's attempt row as ``open_attempt`` does, and return the ids."""
     opened: set[str] = set()
-    if _postgres(session):
-        opened = _open_new_attempts(session, _first_per_job(requests, lambda r: r.job_id))
+    if _postgres(session) and requests:
+        firsts = _first_per_job(requests, lambda r: r.job_id)
+        rows = [(r.job_id, r.attempt_id, r.provider, r.model) for r in firsts]
+        opened = batch_statements.open_new_attempts(session, rows, utcnow())
     return [
         r.attempt_id
         if r.attempt_id in opened
@@ -102,15 +104,9 @@ def open_attempts(session: Session, requests: Sequence[AttemptRequest]) -> list[
     ]
 
 
-def _open_new_attempts(session: Session, requests: Sequence[AttemptRequest]) -> set[str]:
-    """Count and insert the attempts not written yet, and return their ids."""
-    rows = [(r.job_id, r.attempt_id, r.provider, r.model) for r in requests]
-    return batch_statements.open_new_attempts(session, rows, utcnow())
-
-
 def complete_jobs(session: Session, completions: Sequence[Completion]) -> list[bool]:
     """Store each job's result and bill its call as ``complete_job`` does."""
-    if not _postgres(session):
+    if not _postgres(session) or not completions:
         return [complete_job(session, c.job, c.call, c.result) for c in completions]
     firsts = _first_per_job(completions, lambda c: c.job.id)
     finished, billed = batch_statements.complete(

@@ -204,3 +204,11 @@ def test_two_deliveries_in_one_batch(ledger_url: str) -> None:
     assert numbers == [("old", 1), ("new", 2)]
     assert usage == {"old": True, "new": False}
     assert (stored.status, stored.result, stored.claim_token) == ("succeeded", {"by": "old"}, "one")
+
+
+def test_empty_batches_write_nothing(ledger_url: str) -> None:
+    sessions = migrated_sessions(ledger_url)
+    with transaction(sessions) as session:
+        assert claim_jobs(session, []) == []
+        assert open_attempts(session, []) == []
+        assert complete_jobs(session, []) == []
